@@ -1,5 +1,57 @@
-"""Modality-agnostic engine of crl_neuro (imports neither mne nor nilearn)."""
+"""Modality-agnostic engine of crl_neuro (imports neither mne nor nilearn).
+
+Submodules: :mod:`~crl_neuro.core.base` (estimator base, persistence),
+:mod:`~crl_neuro.core.validation`, :mod:`~crl_neuro.core.graphs` (the graph type),
+:mod:`~crl_neuro.core.metrics`, :mod:`~crl_neuro.core.multidist`
+(:class:`MultiDistributionCRL`), :mod:`~crl_neuro.core.nonlinear` (nonlinear engine,
+:class:`IVAE`), :mod:`~crl_neuro.core.abstraction` (causal abstraction),
+:mod:`~crl_neuro.core.discovery` (causal-learn wrappers), :mod:`~crl_neuro.core.training`
+(torch loop) and :mod:`~crl_neuro.core.advisor` (identifiability advisor).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted, load
+from crl_neuro.core.graphs import Graph
+from crl_neuro.core.metrics import (
+    graph_f1,
+    graph_scores,
+    labels_ari,
+    localization_error,
+    mcc,
+    shd,
+)
 
-__all__ = ["BaseCRLEstimator", "check_is_fitted", "load"]
+# Heavier names (torch, causal-learn) load on first use.
+_LAZY = {
+    "MultiDistributionCRL": "crl_neuro.core.multidist",
+    "IVAE": "crl_neuro.core.nonlinear",
+    "advise": "crl_neuro.core.advisor",
+}
+
+__all__ = [
+    "BaseCRLEstimator",
+    "Graph",
+    "check_is_fitted",
+    "graph_f1",
+    "graph_scores",
+    "labels_ari",
+    "load",
+    "localization_error",
+    "mcc",
+    "shd",
+    *sorted(_LAZY),
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'crl_neuro.core' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -196,6 +196,8 @@ def load(path: str | Path) -> BaseCRLEstimator:
         if isinstance(enc, dict) and enc.get("__kind__") == "module":
             if modules is None:
                 modules = est._build_modules(meta)
+            if name not in module_blobs or name not in modules:
+                raise ValueError(f"file {str(path)!r} lacks the weights of module {name!r}")
             setattr(est, name, _load_module(modules[name], module_blobs[name]))
         else:
             setattr(est, name, _decode_value(enc, arrays))
@@ -277,7 +279,7 @@ def _encode_value(value: Any, name: str, arrays: dict, modules: dict) -> Any:
         arrays[key] = value
         return {"__kind__": "array", "key": key}
     if isinstance(value, pd.DataFrame):
-        return {"__kind__": "dataframe", "data": value.to_json(orient="split", double_precision=15)}
+        return _encode_frame(value, name, arrays)
     if type(value).__name__ == "Graph" and type(value).__module__.startswith("crl_neuro."):
         return {"__kind__": "graph", "data": value.to_dict()}
     if _is_torch_module(value):
@@ -298,6 +300,8 @@ def _decode_value(enc: dict, arrays: dict) -> Any:
     kind = enc["__kind__"]
     if kind == "array":
         return arrays[enc["key"]]
+    if kind == "frame":
+        return _decode_frame(enc, arrays)
     if kind == "dataframe":
         return pd.read_json(io.StringIO(enc["data"]), orient="split")
     if kind == "graph":
@@ -309,6 +313,47 @@ def _decode_value(enc: dict, arrays: dict) -> Any:
     if kind == "json":
         return _decode_json(enc["value"])
     raise ValueError(f"unknown stored kind {kind!r}")
+
+
+def _frame_array(values: Any) -> np.ndarray | None:
+    """Return a column/index as an array npz stores without pickle, or None."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "biufc":
+        return arr
+    if arr.dtype == object and all(isinstance(v, str) for v in arr):
+        return arr.astype(str)
+    return None
+
+
+def _encode_frame(df: Any, name: str, arrays: dict) -> dict:
+    """Store a DataFrame column by column in the npz so numbers round-trip bit-exactly."""
+    cols = [_frame_array(df.iloc[:, k].to_numpy()) for k in range(df.shape[1])]
+    index = _frame_array(df.index.to_numpy())
+    if any(c is None for c in cols) or index is None or df.columns.nlevels > 1 or df.index.nlevels > 1:
+        # Mixed/exotic columns: JSON keeps 15 significant digits, acceptable for labels.
+        return {"__kind__": "dataframe", "data": df.to_json(orient="split", double_precision=15)}
+    keys = []
+    for arr in cols + [index]:
+        key = f"a{len(arrays)}"
+        arrays[key] = arr
+        keys.append(key)
+    return {
+        "__kind__": "frame",
+        "columns": [_encode_json(c, where=f"column of {name!r}") for c in df.columns],
+        "column_keys": keys[:-1],
+        "index_key": keys[-1],
+        "index_name": _encode_json(df.index.name, where=f"index name of {name!r}"),
+    }
+
+
+def _decode_frame(enc: dict, arrays: dict) -> Any:
+    import pandas as pd
+
+    data = {k: arrays[key] for k, key in enumerate(enc["column_keys"])}
+    index = pd.Index(arrays[enc["index_key"]], name=_decode_json(enc["index_name"]))
+    df = pd.DataFrame(data, index=index)
+    df.columns = [_decode_json(c) for c in enc["columns"]]
+    return df
 
 
 def _is_torch_module(value: Any) -> bool:

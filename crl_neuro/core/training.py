@@ -1,0 +1,447 @@
+"""Small, generic torch training utilities shared by the nonlinear estimators.
+
+* :func:`resolve_device` - ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"`` to a
+  :class:`torch.device`, with a clear error when CUDA is requested but unavailable.
+* :func:`torch_seed`, :func:`seed_everything`, :func:`make_generator` - turn a
+  scikit-learn style ``random_state`` into torch seeds / generators.
+* :func:`fit_torch` - mini-batch training loop with a validation split, early stopping
+  (best weights restored), optional progress bar, returning a :class:`TrainingHistory`.
+
+Reproducibility: :func:`fit_torch` runs inside :func:`torch.random.fork_rng`, seeded
+from ``random_state``, so the same seed gives the same result on CPU without touching
+the caller's global torch random state. Create the model under the same kind of seed
+(e.g. ``with torch.random.fork_rng(): torch.manual_seed(torch_seed(rs)); model = ...``)
+to make the initial weights reproducible too.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from crl_neuro.core.validation import check_choice, check_float, check_int
+
+__all__ = [
+    "resolve_device",
+    "torch_seed",
+    "seed_everything",
+    "make_generator",
+    "to_tensor",
+    "fit_torch",
+    "TrainingHistory",
+]
+
+
+def resolve_device(device: Any = "cpu") -> Any:
+    """Return a :class:`torch.device` for ``device``.
+
+    Parameters
+    ----------
+    device : str | torch.device
+        ``"cpu"``, ``"cuda"`` / ``"cuda:N"``, ``"mps"``, or ``"auto"`` (CUDA when
+        available, else CPU).
+
+    Returns
+    -------
+    device : torch.device
+
+    Raises
+    ------
+    ValueError
+        If the device string is unknown, or CUDA is requested but not available.
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            dev = torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(
+                f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {device!r}"
+            ) from err
+    else:
+        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={str(dev)!r} was requested but CUDA is not available (torch "
+                f"{torch.__version__}, CPU build or no GPU); use device='cpu' or 'auto'"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={str(dev)!r}: only {torch.cuda.device_count()} CUDA device(s) available"
+            )
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("device='mps' was requested but MPS is not available")
+    elif dev.type != "cpu":
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {str(dev)!r}")
+    return dev
+
+
+def torch_seed(random_state: Any = None) -> int:
+    """Derive an integer seed from a scikit-learn style ``random_state``.
+
+    Parameters
+    ----------
+    random_state : None | int | numpy.random.RandomState | numpy.random.Generator
+        ``int`` is used as is (must be in ``[0, 2**32)``); ``None`` draws fresh entropy;
+        a RandomState/Generator is advanced by one draw.
+
+    Returns
+    -------
+    seed : int
+    """
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(random_state, (bool, np.bool_)):
+        raise TypeError("random_state must be None, an int or a numpy random generator, got bool")
+    if isinstance(random_state, (int, np.integer)):
+        seed = int(random_state)
+        if not 0 <= seed < 2**32:
+            raise ValueError(f"random_state must be in [0, 2**32), got {seed}")
+        return seed
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**31 - 1))
+    raise TypeError(
+        "random_state must be None, an int, a numpy RandomState or Generator, got "
+        f"{type(random_state).__name__}"
+    )
+
+
+def seed_everything(random_state: Any = None) -> Any:
+    """Seed Python's, numpy's legacy and torch's (CPU and CUDA) global generators.
+
+    Prefer :func:`make_generator` or :func:`fit_torch`'s ``random_state`` inside
+    library code; this is for scripts and tests.
+
+    Returns
+    -------
+    generator : torch.Generator
+        A CPU generator seeded with the same seed.
+    """
+    import torch
+
+    seed = torch_seed(random_state)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds all CUDA devices
+    return make_generator(seed)
+
+
+def make_generator(random_state: Any = None, device: Any = "cpu") -> Any:
+    """Return a :class:`torch.Generator` on ``device`` seeded from ``random_state``."""
+    import torch
+
+    g = torch.Generator(device=resolve_device(device))
+    g.manual_seed(torch_seed(random_state))
+    return g
+
+
+def to_tensor(X: Any, device: Any = "cpu", dtype: Any = None) -> Any:
+    """Convert an array to a torch tensor on ``device`` (float32 for floats by default)."""
+    import torch
+
+    dev = resolve_device(device)
+    if isinstance(X, torch.Tensor):
+        t = X
+    else:
+        t = torch.as_tensor(np.asarray(X))
+    if dtype is None and t.is_floating_point():
+        dtype = torch.float32
+    return t.to(device=dev, dtype=dtype) if dtype is not None else t.to(device=dev)
+
+
+@dataclass
+class TrainingHistory:
+    """What :func:`fit_torch` did.
+
+    Attributes
+    ----------
+    train_loss : list of float
+        Mean training loss per epoch.
+    val_loss : list of float
+        Validation loss per epoch (empty without a validation set).
+    best_epoch : int
+        Epoch (0-based) whose weights were kept.
+    best_loss : float
+        Monitored loss at ``best_epoch`` (validation if available, else training).
+    n_epochs : int
+        Number of epochs run.
+    stopped_early : bool
+        Whether training stopped because the monitored loss stopped improving.
+    device : str
+        Device used.
+    time_s : float
+        Wall-clock training time.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    best_loss: float = math.inf
+    n_epochs: int = 0
+    stopped_early: bool = False
+    device: str = "cpu"
+    time_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (e.g. to store as a fitted attribute)."""
+        return {
+            "train_loss": [float(v) for v in self.train_loss],
+            "val_loss": [float(v) for v in self.val_loss],
+            "best_epoch": int(self.best_epoch),
+            "best_loss": float(self.best_loss),
+            "n_epochs": int(self.n_epochs),
+            "stopped_early": bool(self.stopped_early),
+            "device": str(self.device),
+            "time_s": float(self.time_s),
+        }
+
+
+def _as_tensors(data: Any, name: str) -> tuple[Any, ...]:
+    import torch
+
+    items = data if isinstance(data, (tuple, list)) else (data,)
+    if len(items) == 0:
+        raise ValueError(f"{name} must contain at least one array")
+    out = []
+    for k, item in enumerate(items):
+        t = item if isinstance(item, torch.Tensor) else to_tensor(item)
+        if t.ndim == 0:
+            raise ValueError(f"{name}[{k}] must have a sample axis, got a scalar")
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(f"{name}[{k}] contains NaN or infinite values")
+        out.append(t)
+    n = out[0].shape[0]
+    if any(t.shape[0] != n for t in out):
+        raise ValueError(f"all arrays in {name} must have the same number of samples (first axis)")
+    return tuple(out)
+
+
+def _is_loader(data: Any) -> bool:
+    import torch
+
+    return isinstance(data, torch.utils.data.DataLoader)
+
+
+def fit_torch(
+    model: Any,
+    loss_fn: Callable[..., Any],
+    data: Any,
+    *,
+    max_iter: int = 200,
+    batch_size: int | None = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    optimizer: str = "adam",
+    validation_fraction: float = 0.1,
+    validation_data: Any = None,
+    patience: int | None = 10,
+    tol: float = 1e-4,
+    clip_grad_norm: float | None = None,
+    parameters: Sequence[Any] | None = None,
+    callback: Callable[[int, TrainingHistory, Any], bool | None] | None = None,
+    device: Any = "cpu",
+    verbose: int = 0,
+    random_state: Any = None,
+) -> TrainingHistory:
+    """Train ``model`` by mini-batch gradient descent with early stopping.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained in place and moved to ``device``; at the end it holds the weights of
+        the best epoch and is left in ``eval()`` mode.
+    loss_fn : callable
+        ``loss_fn(model, batch) -> torch.Tensor`` (scalar), where ``batch`` is a tuple
+        of tensors on ``device`` (the rows of each array in ``data``).
+    data : tensor, array, tuple of those, or torch DataLoader
+        Training data. Arrays/tensors share their first (sample) axis; they are
+        split into training and validation parts (``validation_fraction``) and
+        shuffled every epoch with a generator seeded from ``random_state``. A
+        DataLoader is used as is (its own shuffling; pass ``validation_data``).
+    max_iter : int
+        Maximum number of epochs.
+    batch_size : int | None
+        Mini-batch size; ``None`` for full batch (arrays only).
+    lr, weight_decay : float
+        Optimiser learning rate and L2 weight decay.
+    optimizer : {"adam", "adamw", "sgd"}
+        Optimiser.
+    validation_fraction : float
+        Fraction of samples held out for early stopping, in ``[0, 0.5]`` (arrays only).
+        0 monitors the training loss.
+    validation_data : same types as ``data``, optional
+        Explicit validation set (overrides ``validation_fraction``).
+    patience : int | None
+        Stop after this many epochs without improvement of the monitored loss by more
+        than ``tol`` (relative to its magnitude, at least ``tol`` absolute); ``None``
+        disables early stopping.
+    tol : float
+        Minimal improvement.
+    clip_grad_norm : float | None
+        Clip the gradient norm to this value.
+    parameters : sequence of tensors, optional
+        Parameters to optimise (default ``model.parameters()``).
+    callback : callable, optional
+        ``callback(epoch, history, model)`` after each epoch (e.g. to update a penalty
+        schedule); returning ``True`` stops training.
+    device : str | torch.device
+        See :func:`resolve_device`.
+    verbose : int
+        0 silent; >= 1 shows a tqdm progress bar with the current losses.
+    random_state : None | int | numpy random generator
+        Seeds the split, the shuffling and torch's random ops (dropout, sampling)
+        during training.
+
+    Returns
+    -------
+    history : TrainingHistory
+    """
+    import torch
+
+    max_iter = check_int(max_iter, "max_iter", min_value=1)
+    if batch_size is not None:
+        batch_size = check_int(batch_size, "batch_size", min_value=1)
+    lr = check_float(lr, "lr", min_value=0.0, inclusive=False)
+    weight_decay = check_float(weight_decay, "weight_decay", min_value=0.0)
+    check_choice(optimizer, "optimizer", ["adam", "adamw", "sgd"])
+    validation_fraction = check_float(validation_fraction, "validation_fraction", 0.0, 0.5)
+    if patience is not None:
+        patience = check_int(patience, "patience", min_value=1)
+    tol = check_float(tol, "tol", min_value=0.0)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise TypeError("loss_fn must be callable: loss_fn(model, batch) -> scalar tensor")
+    dev = resolve_device(device)
+    seed = torch_seed(random_state)
+
+    model.to(dev)
+    params = list(model.parameters()) if parameters is None else list(parameters)
+    if not params:
+        raise ValueError("model has no parameters to optimise")
+    opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[optimizer]
+    opt = opt_cls(params, lr=lr, weight_decay=weight_decay)
+
+    split_gen = torch.Generator().manual_seed(seed)
+    if _is_loader(data):
+        train_tensors, train_loader = None, data
+    else:
+        tensors = _as_tensors(data, "data")
+        n = tensors[0].shape[0]
+        n_val = int(round(validation_fraction * n)) if validation_data is None else 0
+        if validation_fraction > 0 and validation_data is None:
+            n_val = max(n_val, 1)
+            if n - n_val < 1:
+                raise ValueError(f"data has {n} samples: too few for validation_fraction={validation_fraction}")
+        perm = torch.randperm(n, generator=split_gen)
+        val_idx, tr_idx = perm[:n_val], perm[n_val:]
+        train_tensors = tuple(t[tr_idx] for t in tensors)
+        if n_val:
+            validation_data = tuple(t[val_idx] for t in tensors)
+        train_loader = None
+    val_tensors = val_loader = None
+    if validation_data is not None:
+        if _is_loader(validation_data):
+            val_loader = validation_data
+        else:
+            val_tensors = _as_tensors(validation_data, "validation_data")
+
+    def batches_of(tensors, shuffle_gen=None):
+        m = tensors[0].shape[0]
+        bs = m if batch_size is None else min(batch_size, m)
+        order = torch.randperm(m, generator=shuffle_gen) if shuffle_gen is not None else torch.arange(m)
+        for start in range(0, m, bs):
+            idx = order[start:start + bs]
+            yield tuple(t[idx].to(dev) for t in tensors), idx.numel()
+
+    def loader_batches(loader):
+        for batch in loader:
+            batch = batch if isinstance(batch, (tuple, list)) else (batch,)
+            yield tuple(t.to(dev) for t in batch), len(batch[0])
+
+    def evaluate():
+        model.eval()
+        total, count = 0.0, 0
+        it = batches_of(val_tensors) if val_tensors is not None else loader_batches(val_loader)
+        with torch.no_grad():
+            for batch, size in it:
+                total += float(loss_fn(model, batch)) * size
+                count += size
+        return total / max(count, 1)
+
+    history = TrainingHistory(device=str(dev))
+    best_state = None
+    wait = 0
+    t0 = time.perf_counter()
+    fork_devices = [dev.index or 0] if dev.type == "cuda" else []
+    from tqdm.auto import tqdm
+
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(seed)
+        shuffle_gen = torch.Generator().manual_seed(seed + 1)
+        bar = tqdm(range(max_iter), disable=not verbose, desc="training", leave=False)
+        for epoch in bar:
+            model.train()
+            total, count = 0.0, 0
+            it = batches_of(train_tensors, shuffle_gen) if train_loader is None else loader_batches(train_loader)
+            for batch, size in it:
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model, batch)
+                if not torch.is_tensor(loss) or loss.ndim != 0:
+                    raise TypeError("loss_fn must return a scalar torch tensor")
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"loss became {float(loss)} at epoch {epoch}; lower lr or check the data"
+                    )
+                loss.backward()
+                if clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+                opt.step()
+                total += float(loss.detach()) * size
+                count += size
+            history.train_loss.append(total / max(count, 1))
+            if val_tensors is not None or val_loader is not None:
+                history.val_loss.append(evaluate())
+                monitored = history.val_loss[-1]
+            else:
+                monitored = history.train_loss[-1]
+            history.n_epochs = epoch + 1
+            if verbose:
+                post = {"loss": f"{history.train_loss[-1]:.4g}"}
+                if history.val_loss:
+                    post["val"] = f"{history.val_loss[-1]:.4g}"
+                bar.set_postfix(post)
+            threshold = max(tol * abs(history.best_loss), tol) if np.isfinite(history.best_loss) else 0
+            if monitored < history.best_loss - threshold:
+                history.best_loss, history.best_epoch = monitored, epoch
+                best_state = copy.deepcopy(model.state_dict())
+                wait = 0
+            else:
+                wait += 1
+            if callback is not None and callback(epoch, history, model):
+                break
+            if patience is not None and wait >= patience:
+                history.stopped_early = True
+                break
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    history.time_s = time.perf_counter() - t0
+    return history

@@ -1,0 +1,152 @@
+"""Tests of crl_neuro.core.training."""
+
+import numpy as np
+import pytest
+import torch
+
+from crl_neuro.core.training import (
+    TrainingHistory,
+    fit_torch,
+    make_generator,
+    resolve_device,
+    seed_everything,
+    to_tensor,
+    torch_seed,
+)
+
+
+def _regression(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    w = np.array([1.5, -2.0, 0.5], dtype=np.float32)
+    y = X @ w + 0.1 * rng.normal(size=n).astype(np.float32)
+    return X, y[:, None], w
+
+
+def _mse(model, batch):
+    x, y = batch
+    return torch.mean((model(x) - y) ** 2)
+
+
+def _model(seed):
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Dropout(0.1), torch.nn.Linear(8, 1))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(torch.device("cpu")).type == "cpu"
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("tpu-ish")
+    with pytest.raises(TypeError, match="device"):
+        resolve_device(3)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+def test_seeds_and_generators():
+    assert torch_seed(5) == 5
+    assert torch_seed(np.random.RandomState(0)) == torch_seed(np.random.RandomState(0))
+    assert isinstance(torch_seed(None), int)
+    with pytest.raises(TypeError, match="random_state"):
+        torch_seed("seed")
+    with pytest.raises(ValueError, match="random_state"):
+        torch_seed(-1)
+    g1, g2 = make_generator(3), make_generator(3)
+    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
+    seed_everything(7)
+    a = (torch.rand(2), np.random.rand())
+    seed_everything(7)
+    b = (torch.rand(2), np.random.rand())
+    assert torch.equal(a[0], b[0]) and a[1] == b[1]
+    t = to_tensor(np.arange(3.0))
+    assert t.dtype == torch.float32
+
+
+def test_fit_torch_decreases_loss_and_learns_weights():
+    X, y, w = _regression()
+    model = torch.nn.Linear(3, 1)
+    hist = fit_torch(model, _mse, (X, y), max_iter=300, lr=0.05, batch_size=64, patience=20, random_state=0)
+    assert isinstance(hist, TrainingHistory)
+    assert hist.train_loss[-1] < 0.1 * hist.train_loss[0]
+    assert hist.val_loss and hist.best_loss < 0.03  # noise variance 0.01
+    np.testing.assert_allclose(model.weight.detach().numpy().ravel(), w, atol=0.05)
+    assert not model.training
+    d = hist.to_dict()
+    assert d["n_epochs"] == hist.n_epochs and d["device"] == "cpu"
+
+
+def test_fit_torch_reproducible_with_seed_and_no_global_side_effect():
+    X, y, _ = _regression()
+    kw = dict(max_iter=15, lr=0.01, batch_size=32, patience=None)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    m1 = _model(0)
+    h1 = fit_torch(m1, _mse, (X, y), random_state=4, **kw)
+    after = torch.rand(1)
+    assert torch.equal(before, after)  # global torch RNG untouched by training
+    m2 = _model(0)
+    h2 = fit_torch(m2, _mse, (X, y), random_state=4, **kw)
+    assert h1.train_loss == h2.train_loss and h1.val_loss == h2.val_loss
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(p, q)
+    m3 = _model(0)
+    h3 = fit_torch(m3, _mse, (X, y), random_state=5, **kw)
+    assert h3.train_loss != h1.train_loss
+
+
+def test_early_stopping_triggers_and_restores_best():
+    X, _, _ = _regression(n=80)
+    rng = np.random.default_rng(1)
+    y_noise = rng.normal(size=(80, 1)).astype(np.float32)  # unlearnable: overfits quickly
+    X_val = rng.normal(size=(40, 3)).astype(np.float32)
+    y_val = rng.normal(size=(40, 1)).astype(np.float32)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 64), torch.nn.ReLU(), torch.nn.Linear(64, 1))
+    hist = fit_torch(model, _mse, (X, y_noise), validation_data=(X_val, y_val), max_iter=500,
+                     lr=0.01, batch_size=None, patience=5, random_state=0)
+    assert hist.stopped_early and hist.n_epochs < 500
+    assert hist.n_epochs == hist.best_epoch + 1 + 5
+    assert min(hist.val_loss) == pytest.approx(hist.best_loss)
+    # the model holds the weights of the best epoch, not of the last one
+    with torch.no_grad():
+        final_val = float(_mse(model, (torch.as_tensor(X_val), torch.as_tensor(y_val))))
+    assert final_val == pytest.approx(hist.best_loss, rel=1e-5)
+    assert hist.val_loss[-1] > hist.best_loss
+
+
+def test_fit_torch_callback_dataloader_and_errors():
+    X, y, _ = _regression(n=100)
+    seen = []
+
+    def cb(epoch, history, model):
+        seen.append(epoch)
+        return epoch == 2
+
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.as_tensor(X), torch.as_tensor(y)), batch_size=20
+    )
+    hist = fit_torch(torch.nn.Linear(3, 1), _mse, loader, max_iter=50, callback=cb, random_state=0)
+    assert seen == [0, 1, 2] and hist.n_epochs == 3 and hist.val_loss == []
+    with pytest.raises(TypeError, match="model"):
+        fit_torch(lambda x: x, _mse, (X, y))
+    with pytest.raises(ValueError, match="max_iter"):
+        fit_torch(torch.nn.Linear(3, 1), _mse, (X, y), max_iter=0)
+    with pytest.raises(ValueError, match="same number of samples"):
+        fit_torch(torch.nn.Linear(3, 1), _mse, (X, y[:50]))
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fit_torch(torch.nn.Linear(3, 1), _mse, (bad, y))
+    with pytest.raises(TypeError, match="scalar"):
+        fit_torch(torch.nn.Linear(3, 1), lambda m, b: m(b[0]), (X, y), max_iter=1)
+
+
+def test_verbose_progress_bar(capsys):
+    X, y, _ = _regression(n=50)
+    fit_torch(torch.nn.Linear(3, 1), _mse, (X, y), max_iter=3, verbose=1, random_state=0)
+    err = capsys.readouterr().err
+    assert "training" in err

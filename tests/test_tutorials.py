@@ -1,0 +1,25 @@
+"""Run every tutorial script in its quick mode so that none can rot.
+
+Each script runs in a fresh interpreter (as a user would run it) with
+``CRL_NEURO_TUTORIAL_QUICK=1`` and the non-interactive Agg backend.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("*.py"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", TUTORIALS, ids=[p.name for p in TUTORIALS])
+def test_tutorial_runs(script, tmp_path):
+    env = dict(os.environ, CRL_NEURO_TUTORIAL_QUICK="1", MPLBACKEND="Agg")
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
