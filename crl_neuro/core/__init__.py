@@ -49,7 +49,10 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        # Cache it: importing the submodule ``fetch`` would otherwise shadow the function.
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'crl_neuro.core' has no attribute {name!r}")
 
 
