@@ -414,7 +414,24 @@ def build_parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--quick", action="store_true", help="smaller problem for a fast check")
     p_demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p_demo.set_defaults(func=cmd_demo)
+
+    p_rep = sub.add_parser(
+        "report", help="HTML report of a saved estimator (.crl) or a directory of them (group)"
+    )
+    p_rep.add_argument("estimator", help=".crl file from est.save(), or a directory of .crl files")
+    p_rep.add_argument("-o", "--output", default=None, help="HTML file (default: <estimator>_report.html)")
+    p_rep.add_argument("--truth", default=None, help=".npz of ground-truth arrays (pos, patterns, ...)")
+    p_rep.add_argument("--title", default=None, help="report title")
+    p_rep.add_argument("--no-advisor", action="store_true", help="omit the identifiability advisor section")
+    p_rep.set_defaults(func=cmd_report)
     return parser
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``crl-neuro report``: write an HTML report of saved estimator(s)."""
+    from crl_neuro.report import cmd_report as _cmd_report
+
+    return _cmd_report(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

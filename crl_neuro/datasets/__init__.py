@@ -14,6 +14,7 @@ _LAZY = {
     "simulate_fmri_rois": "crl_neuro.datasets.fmri",
     "simulate_latent_questionnaire": "crl_neuro.datasets.psychometrics",
     "simulate_multidomain_latents": "crl_neuro.datasets.nonlinear",
+    "simulate_multimodal": "crl_neuro.datasets.multimodal",
     "fetch": "crl_neuro.datasets.fetch",
     "load_manifest": "crl_neuro.datasets.fetch",
 }
