@@ -1,1 +1,5 @@
-"""crl_neuro.fmri."""
+"""Nilearn adapter: causal regions of interest (:class:`CausalROIs`) and their plots."""
+
+from crl_neuro.fmri.causal_rois import CausalROIs
+
+__all__ = ["CausalROIs"]

@@ -1,0 +1,216 @@
+"""Tests of crl_neuro.fmri.CausalROIs on simulated runs with ground-truth ROIs."""
+
+import numpy as np
+import nibabel as nib
+import pytest
+from scipy.optimize import linear_sum_assignment
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+import crl_neuro
+from crl_neuro.core.metrics import graph_f1, labels_ari
+from crl_neuro.datasets import simulate_fmri_rois
+from crl_neuro.fmri import CausalROIs
+
+
+def _match(true, est, k):
+    """est ROI index (0-based) matched to each true ROI by voxel overlap."""
+    C = np.array([[np.sum((true == i) & (est == j)) for j in range(1, k + 1)] for i in range(1, k + 1)])
+    rows, cols = linear_sum_assignment(-C)
+    perm = np.zeros(k, dtype=int)
+    perm[rows] = cols
+    return perm
+
+
+def _scores(data, est):
+    true = data.truth.voxel_labels
+    lab = est.voxel_labels_
+    k = int(true.max())
+    perm = _match(true, lab, k)
+    return {
+        "ari_roi": labels_ari(true, lab, mask=true > 0),
+        "ari_mask": labels_ari(true, lab, mask=np.ones_like(true)),
+        "f1": graph_f1(data.roi_graph, est.roi_graph_[np.ix_(perm, perm)], directed=True),
+    }
+
+
+@pytest.fixture(scope="module")
+def separated():
+    data = simulate_fmri_rois(scenario="separated", n_runs=3, n_timepoints=150, random_state=0)
+    est = CausalROIs(n_rois=5, mask_img=data.mask_img).fit(data.imgs)
+    return data, est
+
+
+@pytest.fixture(scope="module")
+def coupled():
+    return simulate_fmri_rois(scenario="coupled", n_runs=3, n_timepoints=150, random_state=1)
+
+
+def test_separated_recovery(separated):
+    data, est = separated
+    s = _scores(data, est)
+    assert s["ari_roi"] > 0.9
+    assert s["ari_mask"] > 0.9
+    assert s["f1"] >= 0.8
+    assert 0.0 <= est.abstraction_error_ < 0.25
+    assert est.roi_consistency_.shape == (5,)
+    assert np.all((est.roi_consistency_ >= 0) & (est.roi_consistency_ <= 1))
+
+
+def test_coupled_driver_and_driven_are_split(coupled):
+    """Correlation parcellation merges the adjacent driver/driven pair; the causal one must not."""
+    est = CausalROIs(n_rois=5, mask_img=coupled.mask_img).fit(coupled.imgs)
+    s = _scores(coupled, est)
+    assert s["ari_roi"] > 0.9
+    true = coupled.truth.voxel_labels
+    # ROI 1 (driver) and ROI 2 (driven) end up in different estimated ROIs
+    lab = est.voxel_labels_
+    top1 = np.bincount(lab[true == 1], minlength=6)[1:].argmax()
+    top2 = np.bincount(lab[true == 2], minlength=6)[1:].argmax()
+    assert top1 != top2
+    # the strong correlation baseline (spatially constrained Ward on z-scored voxel time
+    # courses, one extra cluster for the background) merges the pair
+    from nilearn.maskers import NiftiMasker
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.feature_extraction.image import grid_to_graph
+
+    masker = NiftiMasker(coupled.mask_img, standardize="zscore_sample").fit()
+    X = np.concatenate([masker.transform(img) for img in coupled.imgs])
+    mask = np.asarray(coupled.mask_img.dataobj) > 0
+    ward = AgglomerativeClustering(6, connectivity=grid_to_graph(*mask.shape, mask=mask), linkage="ward")
+    ward_lab = ward.fit(X.T).labels_ + 1
+    assert s["ari_roi"] >= labels_ari(true, ward_lab, mask=true > 0) + 0.1
+
+
+def test_labels_img_feeds_nilearn(separated):
+    from nilearn.maskers import NiftiLabelsMasker
+
+    data, est = separated
+    img = est.labels_img_
+    assert isinstance(img, nib.Nifti1Image)
+    assert img.get_data_dtype() == np.int32
+    vals = np.unique(np.asarray(img.dataobj))
+    np.testing.assert_array_equal(vals, np.arange(6))
+    masker = NiftiLabelsMasker(img, standardize="zscore_sample")
+    ref = masker.fit_transform(data.imgs[0])
+    out = est.transform(data.imgs[0])
+    assert out.shape == (150, 5)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+    outs = est.transform(data.imgs[:2])
+    assert isinstance(outs, list) and len(outs) == 2
+    back = est.inverse_transform(out)
+    assert back.shape == img.shape + (150,)
+    lut = est.lut_
+    assert {"index", "name", "x", "y", "z", "n_voxels"} <= set(lut.columns)
+    assert list(lut["index"]) == list(range(6))
+    np.testing.assert_array_equal(lut["n_voxels"].to_numpy()[1:], np.bincount(est.voxel_labels_, minlength=6)[1:])
+
+
+def test_clone_reproducible_and_inputs_unchanged(coupled):
+    imgs = coupled.imgs[:2]
+    before = [np.asarray(i.dataobj).copy() for i in imgs]
+    est = CausalROIs(n_rois=5, mask_img=coupled.mask_img, random_state=3)
+    a = clone(est).fit(imgs)
+    b = clone(est).fit(imgs)
+    np.testing.assert_array_equal(a.voxel_labels_, b.voxel_labels_)
+    np.testing.assert_allclose(a.roi_graph_, b.roi_graph_)
+    assert a.abstraction_error_ == b.abstraction_error_
+    for i, x in zip(imgs, before):
+        np.testing.assert_array_equal(np.asarray(i.dataobj), x)
+    assert clone(est).get_params()["n_rois"] == 5
+
+
+def test_save_load_roundtrip(separated, tmp_path):
+    data, est = separated
+    path = est.save(tmp_path / "rois.crl")
+    new = crl_neuro.load(path)
+    assert isinstance(new, CausalROIs)
+    np.testing.assert_array_equal(np.asarray(new.labels_img_.dataobj), np.asarray(est.labels_img_.dataobj))
+    np.testing.assert_allclose(new.labels_img_.affine, est.labels_img_.affine)
+    np.testing.assert_allclose(new.roi_graph_, est.roi_graph_)
+    np.testing.assert_allclose(new.transform(data.imgs[1]), est.transform(data.imgs[1]), atol=1e-6)
+    assert isinstance(new.mask_img, nib.Nifti1Image)  # the parameter survives too
+
+
+def test_plot(separated):
+    import matplotlib.figure
+
+    _, est = separated
+    fig = est.plot()
+    assert isinstance(fig, matplotlib.figure.Figure)
+
+
+def test_single_image_and_bad_input(separated):
+    data, _ = separated
+    img = data.imgs[0]
+    est = CausalROIs(n_rois=3, mask_img=data.mask_img)
+    with pytest.raises(NotFittedError):
+        est.transform(img)
+    est.fit(img)
+    assert est.transform(img).shape == (150, 3)
+    est = CausalROIs(n_rois=3, mask_img=data.mask_img)
+    img3d = nib.Nifti1Image(np.asarray(img.dataobj)[..., 0], img.affine)
+    with pytest.raises(ValueError, match=r"imgs.*4D"):
+        est.fit(img3d)
+    short = nib.Nifti1Image(np.asarray(img.dataobj)[..., :5], img.affine)
+    with pytest.raises(ValueError, match=r"imgs.*time points"):
+        est.fit(short)
+    arr = np.asarray(img.dataobj).copy()
+    arr[3, 3, 3, 3] = np.nan
+    with pytest.raises(ValueError, match=r"imgs.*NaN"):
+        est.fit(nib.Nifti1Image(arr, img.affine))
+    shifted = nib.Nifti1Image(np.asarray(img.dataobj), img.affine + np.diag([0, 0, 0, 0.0]) + 1.0)
+    with pytest.raises(ValueError, match=r"imgs\[1\].*affine"):
+        est.fit([img, shifted])
+    with pytest.raises(ValueError, match="n_rois"):
+        CausalROIs(n_rois=0).fit(img)
+    with pytest.raises(TypeError, match="n_rois"):
+        CausalROIs(n_rois=2.5).fit(img)
+    with pytest.raises(ValueError, match="confounds"):
+        CausalROIs(n_rois=2, mask_img=data.mask_img).fit([img, img], confounds=[None])
+
+
+def test_abstraction_error_exact_vs_merged():
+    """Noise-free voxels: the learned partition is an exact abstraction, merging
+    the driver with its driven neighbour is not."""
+    data = simulate_fmri_rois(scenario="coupled", n_runs=2, n_timepoints=150, snr=np.inf,
+                              nuisance=0.0, random_state=2)
+    est = CausalROIs(n_rois=5, mask_img=data.mask_img).fit(data.imgs)
+    assert _scores(data, est)["ari_roi"] > 0.95
+    assert est.abstraction_error_ < 0.02
+    own, _ = est.score_abstraction(data.imgs)
+    assert own == pytest.approx(est.abstraction_error_, abs=1e-8)
+    true = np.asarray(data.labels_img.dataobj).astype(np.int32)
+    merged = np.where(true == 2, 1, np.where(true > 2, true - 1, true)).astype(np.int32)
+    err_merged, per_roi = est.score_abstraction(data.imgs, nib.Nifti1Image(merged, data.labels_img.affine))
+    assert per_roi.shape == (4,)
+    assert err_merged > 0.05 + est.abstraction_error_
+    with pytest.raises(ValueError, match="labels_img"):
+        est.score_abstraction(data.imgs, nib.Nifti1Image(merged[:-1], data.labels_img.affine))
+
+
+def test_cdnod_graph_option(coupled):
+    est = CausalROIs(n_rois=5, mask_img=coupled.mask_img, graph_method="cdnod").fit(coupled.imgs)
+    s = _scores(coupled, est)
+    assert est.roi_graph_.shape == (5, 5)
+    assert np.all(np.diag(est.roi_graph_) == 0)
+    assert s["f1"] >= 0.5
+    with pytest.raises(ValueError, match="graph_method"):
+        CausalROIs(n_rois=5, mask_img=coupled.mask_img, graph_method="lingam").fit(coupled.imgs)
+
+
+@pytest.mark.shared_data
+def test_real_nitime_runs(shared_data):
+    from nilearn.image import index_img
+
+    d = shared_data / "fmri" / "nitime"
+    runs = [d / "fmri1.nii.gz", d / "fmri2.nii.gz"]
+    if not all(p.is_file() for p in runs):
+        pytest.skip("nitime runs are not in ../shared/data")
+    imgs = [index_img(str(p), slice(3, None)) for p in runs]  # drop non-steady-state volumes
+    est = CausalROIs(n_rois=3, t_r=1.35).fit(imgs)
+    assert est.labels_img_.shape == imgs[0].shape[:3]
+    assert set(np.unique(np.asarray(est.labels_img_.dataobj))) == {0, 1, 2, 3}
+    sig = est.transform(imgs)
+    assert len(sig) == 2 and sig[0].shape == (imgs[0].shape[3], 3)
+    assert np.isfinite(est.abstraction_error_)
