@@ -240,7 +240,7 @@ def _encode_json(value: Any, where: str) -> Any:
         return {"__tuple__": [_encode_json(v, where) for v in value]}
     if isinstance(value, list):
         return [_encode_json(v, where) for v in value]
-    if isinstance(value, dict):
+    if type(value) is dict:  # not subclasses such as mne.Covariance: they'd lose their type
         if not all(isinstance(k, str) for k in value):
             raise TypeError(f"cannot save {where}: dict keys must be strings")
         return {"__dict__": {k: _encode_json(v, where) for k, v in value.items()}}
@@ -357,11 +357,11 @@ def _decode_frame(enc: dict, arrays: dict) -> Any:
 
 
 def _is_torch_module(value: Any) -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        return False
-    return isinstance(value, torch.nn.Module)
+    import sys
+
+    # A torch module can only exist if torch was imported; avoid importing it for nothing.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.nn.Module)
 
 
 def _load_module(module: Any, blob: bytes) -> Any:

@@ -1,0 +1,185 @@
+"""Conversion between MNE ``Raw``/``Epochs`` and arrays with session labels.
+
+Channel selection, bad channels and projectors are handled the MNE way: channels
+are picked with MNE's picking rules (``picks=None`` means all data channels),
+bad channels are excluded (the union over sessions), and the projectors of the
+measurement info are applied (an average-reference projector is added for EEG
+when missing, as MNE requires for source modelling).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__: list[str] = []
+
+
+def _is_raw(inst: Any) -> bool:
+    from mne.io import BaseRaw
+
+    return isinstance(inst, BaseRaw)
+
+
+def _is_epochs(inst: Any) -> bool:
+    from mne import BaseEpochs
+
+    return isinstance(inst, BaseEpochs)
+
+
+def _kind(inst: Any, name: str) -> str:
+    if _is_raw(inst):
+        return "raw"
+    if _is_epochs(inst):
+        return "epochs"
+    raise TypeError(f"{name} must be an mne.io.Raw or mne.Epochs, got {type(inst).__name__}")
+
+
+def _pick_names(info: Any, picks: Any, exclude: Sequence[str]) -> list[str]:
+    """Channel names selected by ``picks`` (MNE rules), without ``exclude``."""
+    from mne._fiff.pick import _picks_to_idx
+
+    try:
+        idx = _picks_to_idx(info, picks, none="data", exclude=list(exclude))
+    except (ValueError, TypeError, IndexError) as err:
+        raise ValueError(f"picks={picks!r} could not be applied: {err}") from err
+    return [info["ch_names"][i] for i in idx]
+
+
+def _split_single(inst: Any, sessions: Any) -> tuple[list[np.ndarray], np.ndarray]:
+    """Split one instance into per-session index arrays using ``sessions`` labels."""
+    n = inst.n_times if _is_raw(inst) else len(inst)
+    unit = "sample" if _is_raw(inst) else "epoch"
+    if sessions is None:
+        raise ValueError(
+            "sessions is required with a single instance: one label per "
+            f"{unit} ({n} values); or pass a list of instances, one per session"
+        )
+    labels = np.asarray(sessions)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise ValueError(
+            f"sessions must have one label per {unit} ({n}), got shape {labels.shape}"
+        )
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        raise ValueError("sessions contains NaN or infinite labels")
+    uniq, codes = np.unique(labels, return_inverse=True)
+    return [np.nonzero(codes == s)[0] for s in range(uniq.size)], uniq
+
+
+def prepare_sessions(
+    insts: Any, sessions: Any, picks: Any
+) -> tuple[list[np.ndarray], Any, np.ndarray, str, list[int]]:
+    """Return per-session data (n_channels, n_samples), picked info, labels, kind, sample counts.
+
+    The caller's instances are never modified (data are read with ``get_data``).
+    """
+    import mne
+
+    if isinstance(insts, (list, tuple)):
+        if len(insts) == 0:
+            raise ValueError("insts is an empty list; pass one Raw/Epochs per session")
+        kinds = [_kind(inst, f"insts[{i}]") for i, inst in enumerate(insts)]
+        if len(set(kinds)) > 1:
+            raise TypeError("insts must all be Raw or all be Epochs, got a mix")
+        if sessions is not None:
+            sessions = np.asarray(sessions)
+            if sessions.shape != (len(insts),):
+                raise ValueError(
+                    f"with a list of instances, sessions must give one label per instance "
+                    f"({len(insts)}), got shape {sessions.shape}"
+                )
+            if len(np.unique(sessions)) != len(insts):
+                raise ValueError("sessions labels for a list of instances must be distinct")
+            labels = sessions
+        else:
+            labels = np.arange(len(insts))
+        parts = [(inst, None) for inst in insts]
+    else:
+        kind = _kind(insts, "insts")
+        idx_list, labels = _split_single(insts, sessions)
+        parts = [(insts, idx) for idx in idx_list]
+        kinds = [kind]
+    kind = kinds[0]
+    if len(parts) < 2:
+        raise ValueError(
+            f"at least 2 sessions are needed (the network is identified from changes across "
+            f"sessions), got {len(parts)}"
+        )
+    # Bad channels: union over sessions.
+    bads = sorted({b for inst, _ in parts for b in inst.info["bads"]})
+    first = parts[0][0]
+    names = _pick_names(first.info, picks, bads)
+    for i, (inst, _) in enumerate(parts[1:], start=1):
+        other = _pick_names(inst.info, picks, bads)
+        if other != names:
+            missing = sorted(set(names) - set(other))
+            extra = sorted(set(other) - set(names))
+            detail = []
+            if missing:
+                detail.append(f"missing {missing[:10]}")
+            if extra:
+                detail.append(f"extra {extra[:10]}")
+            if not detail:
+                detail.append("same channels in a different order")
+            raise ValueError(
+                f"insts[{i}] does not have the same channels as insts[0]: " + "; ".join(detail)
+            )
+    if len(names) < 2:
+        raise ValueError(f"picks={picks!r} selects {len(names)} channel(s); need at least 2")
+    info = mne.pick_info(first.info, [first.info["ch_names"].index(c) for c in names])
+    with info._unlock():
+        info["bads"] = []
+    info = _ensure_average_reference(info)
+    data = []
+    for i, (inst, idx) in enumerate(parts):
+        if _is_raw(inst):
+            x = inst.get_data(picks=names)
+            if idx is not None:
+                x = x[:, idx]
+        else:
+            ep = inst if idx is None else inst[idx]
+            x = ep.get_data(picks=names)  # (n_epochs, n_ch, n_times)
+            x = np.concatenate(list(x), axis=1) if x.shape[0] else np.zeros((len(names), 0))
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"session {labels[i]!r} contains NaN or infinite values")
+        data.append(x)
+    counts = [x.shape[1] for x in data]
+    return data, info, np.asarray(labels), kind, counts
+
+
+def _ensure_average_reference(info: Any) -> Any:
+    """Add an (inactive) EEG average-reference projector when none is present."""
+    has_eeg = any(t == "eeg" for t in info.get_channel_types())
+    if not has_eeg:
+        return info
+    if any("Average EEG reference" in p["desc"] for p in info["projs"]):
+        return info
+    from mne._fiff.proj import make_eeg_average_ref_proj
+
+    proj = make_eeg_average_ref_proj(info, activate=False, verbose=False)
+    info = info.copy()
+    with info._unlock():
+        info["projs"] = list(info["projs"]) + [proj]
+    return info
+
+
+def projector(info: Any) -> np.ndarray:
+    """Projection matrix of all projectors in ``info`` (identity when none)."""
+    from mne._fiff.proj import make_projector
+
+    if not info["projs"]:
+        return np.eye(len(info["ch_names"]))
+    P, _, _ = make_projector(info["projs"], info["ch_names"])
+    return P
+
+
+def instance_data(inst: Any, ch_names: list[str]) -> np.ndarray:
+    """Data of ``inst`` on ``ch_names``: (n_ch, n_times) for Raw, (n_epochs, n_ch, n_times) for Epochs."""
+    missing = [c for c in ch_names if c not in inst.ch_names]
+    if missing:
+        raise ValueError(f"inst lacks channel(s) used at fit time: {missing[:10]}")
+    x = inst.get_data(picks=ch_names)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("inst contains NaN or infinite values")
+    return x

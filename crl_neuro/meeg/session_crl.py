@@ -1,0 +1,641 @@
+"""SessionCRL: causally linked brain sources, their network and locations, across sessions.
+
+Model: in session ``s`` the (noise-whitened) sensor data are ``y = A z + n`` with
+``A`` fixed across sessions (one head, one montage) and latent sources ``z``
+following a linear structural causal model whose edges and strengths change
+across sessions. Zhang, Xie, Ng & Zheng (ICML 2024) show the latents' Markov
+network is then identified as the sparsest network consistent with all sessions;
+the M/EEG physics adds that each column of ``A`` is (close to) one column of the
+leadfield. SessionCRL combines both:
+
+1. **Whitening and reduction** - MNE conventions: picks, bad channels excluded,
+   projectors applied (an EEG average reference is added when missing), rank-aware
+   noise whitening (:func:`mne.cov.compute_whitener`); the signal subspace is the
+   ``n_sources`` leading eigenvectors of the pooled, session-centred covariance.
+2. **Physics start** (when a forward is given) - recursively applied MUSIC
+   scan of the whitened leadfield in the signal subspace gives ``n_sources``
+   single-dipole patterns, hence a starting unmixing. Without a forward the
+   unmixing comes from the core's sparsity search started at the approximate
+   joint diagonaliser of the session covariances (``random_state`` seeds its
+   restarts), as in :class:`crl_neuro.core.multidist.MultiDistributionCRL`.
+3. **Causal refinement** - the unmixing is refined so that the per-session
+   precision matrices of the sources are jointly sparse (group graphical lasso
+   across sessions with a log-type, L0-like penalty; see
+   :func:`crl_neuro.core.multidist.fit_joint_sparse`), while each unmixing row
+   is penalised for picking up the patterns of the other sources' current
+   best-fitting dipoles (weight 100 x the theory penalty; each dipole re-fitted
+   at every step within 2 cm of its RAP-MUSIC location). The physics prior
+   removes the ambiguities a free per-session precision leaves (sparser-than-truth
+   mixtures, the intimate-neighbour limit); the sparsity criterion corrects the
+   dipole patterns for head-model error.
+4. **Re-localisation** - each refined pattern is localised by scanning the
+   leadfield (:func:`crl_neuro.meeg.scan_leadfield`), goodness of fit in %.
+
+Noise handling: with a given ``noise_cov`` the whitened sensor noise is the
+identity, so its share is subtracted from the session covariances in the source
+subspace before the network is estimated (noise on estimated sources would
+otherwise create spurious edges: errors in variables).
+
+``changing_edges_``: Cochran's chi-square heterogeneity test of each edge's
+strength (its precision entry; one unmixing fixes the source scales for all
+sessions) across sessions, inverse-variance weighted with effective sample sizes
+corrected for autocorrelation (Bartlett), Benjamini-Hochberg FDR 0.05 over the
+network edges (:func:`crl_neuro.core.multidist.edge_heterogeneity_test`).
+
+Assumptions: linear instantaneous mixing fixed across sessions; per session the
+sources are approximately Gaussian at zero lag (non-Gaussianity is not used);
+the causal relations (or source variances) change across at least two sessions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.multidist import (
+    edge_heterogeneity_test,
+    effective_n,
+    fit_joint_sparse,
+    pham_ajd,
+    sparsity_search,
+)
+from crl_neuro.core.validation import check_float, check_int
+from crl_neuro.meeg import _io
+from crl_neuro.meeg.localization import (
+    _check_forward,
+    _forward_gain,
+    _n_ori,
+    _rap_music,
+    _result,
+    _scan,
+    _source_pos_head,
+)
+
+__all__ = ["SessionCRL"]
+
+# Weight of the leadfield prior relative to the theory penalty of the sparsity term.
+_PRIOR_WEIGHT = 100.0
+
+
+_DENOISE = True
+# Radius (m) around each RAP-MUSIC location within which the prior re-fits its dipole.
+_PRIOR_RADIUS = 0.02
+
+
+def _subtract_noise(covs: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Session source-space covariances minus the (known) sensor-noise part, kept positive definite.
+
+    Noise on the estimated sources breaks conditional independences (errors in
+    variables: a chain 0 - 1 - 2 seen through noisy copies looks fully connected),
+    so the network is estimated on the noise-free part of the covariance. The
+    whitened noise is the identity, i.e. ``noise = V V^T`` in the reduced space.
+    """
+    out = np.empty_like(covs)
+    for d, c in enumerate(covs):
+        e, Q = np.linalg.eigh(c - noise)
+        floor = 0.05 * max(float(e.max()), 1e-12)
+        out[d] = (Q * np.maximum(e, floor)) @ Q.T
+    return out
+
+
+def _log_context(verbose: Any):
+    from mne.utils import use_log_level
+
+    return contextlib.nullcontext() if verbose is None else use_log_level(verbose)
+
+
+def _session_cov(x: np.ndarray, Wn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whitened, centred session data and its covariance."""
+    y = Wn @ (x - x.mean(axis=1, keepdims=True))
+    return y, y @ y.T / y.shape[1], x.mean(axis=1)
+
+
+class SessionCRL(BaseCRLEstimator):
+    """Causal representation learning of brain sources across M/EEG sessions.
+
+    Learns ``n_sources`` source time courses whose causal relations change
+    across sessions, their sensor patterns and dipole locations, their Markov
+    network and which of its edges change. See the module docstring for the
+    algorithm and assumptions.
+
+    Parameters
+    ----------
+    n_sources : int
+        Number of sources.
+    noise_cov : mne.Covariance | None
+        Noise covariance used for whitening. ``None`` uses
+        :func:`mne.make_ad_hoc_cov` and warns.
+    picks : str | list | slice | None
+        Channels to use (MNE picking rules); ``None`` means all data channels.
+        Bad channels (union over sessions) are always excluded.
+    sparsity : "auto" | float
+        Penalty on the source Markov network: ``"auto"`` uses the theory level
+        and an extended BIC to select the network; a float ``c >= 0`` uses ``c``
+        times the theory level.
+    random_state : int | None
+        Seed of the random restarts used when no forward is given (the
+        forward-based path is deterministic).
+    n_jobs : int | None
+        Jobs for per-session work (joblib; backend set by the caller).
+    verbose : bool | str | int | None
+        MNE verbosity.
+
+    Attributes
+    ----------
+    patterns_ : ndarray, shape (n_channels, n_sources)
+        Sensor patterns in the original (unwhitened) channel space.
+    filters_ : ndarray, shape (n_sources, n_channels)
+        Unmixing filters: sources = ``filters_ @ (data - mean_[:, None])``.
+    markov_network_ : ndarray, shape (n_sources, n_sources) bool
+        Markov network of the sources.
+    session_precisions_ : ndarray, shape (n_sessions, n_sources, n_sources)
+        Per-session source precision matrices (sparse).
+    changing_edges_ : ndarray, shape (n_sources, n_sources) bool
+        Network edges whose strength (precision entry) changes across sessions.
+    changing_pvalues_ : ndarray, shape (n_sources, n_sources)
+        Heterogeneity p-values (1 for pairs not in the network).
+    sessions_ : ndarray, shape (n_sessions,)
+        Session labels.
+    info_ : mne.Info
+        Info of the channels used (bads excluded, projectors included).
+    mean_ : ndarray, shape (n_channels,)
+        Channel mean removed before unmixing.
+    whitener_ : ndarray, shape (rank, n_channels)
+        Noise whitener (projectors included).
+    n_eff_ : ndarray, shape (n_sessions, n_sources, n_sources)
+        Effective sample sizes (per session and source pair, Bartlett).
+    source_pos_, source_ori_, source_vertices_, source_gof_, source_amplitude_ : ndarray
+        Dipole fit of each pattern (set when a forward is given to ``fit`` or by
+        :meth:`localize`): positions (m, head coordinates), orientations,
+        indices into ``forward["source_rr"]``, goodness of fit (%), moment.
+    dipoles_ : mne.Dipole
+        The same as an :class:`mne.Dipole` (one entry per source).
+
+    Examples
+    --------
+    >>> crl = SessionCRL(n_sources=4).fit(raws, forward=fwd)  # doctest: +SKIP
+    >>> sources = crl.get_sources(raws[0])  # doctest: +SKIP
+    """
+
+    _extra_attributes = ("info_", "dipoles_")
+
+    def __init__(
+        self,
+        n_sources: int,
+        noise_cov: Any = None,
+        picks: Any = None,
+        sparsity: Any = "auto",
+        random_state: Any = None,
+        n_jobs: Any = None,
+        verbose: Any = None,
+    ) -> None:
+        self.n_sources = n_sources
+        self.noise_cov = noise_cov
+        self.picks = picks
+        self.sparsity = sparsity
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def _check_params(self) -> None:
+        import mne
+
+        check_int(self.n_sources, "n_sources", min_value=1)
+        if self.noise_cov is not None and not isinstance(self.noise_cov, mne.Covariance):
+            raise TypeError(
+                f"noise_cov must be an mne.Covariance or None, got {type(self.noise_cov).__name__}"
+            )
+        if not (isinstance(self.sparsity, str) and self.sparsity == "auto"):
+            if isinstance(self.sparsity, str):
+                raise ValueError(f"sparsity must be 'auto' or a number >= 0, got {self.sparsity!r}")
+            check_float(self.sparsity, "sparsity", min_value=0.0)
+        if self.n_jobs is not None:
+            check_int(self.n_jobs, "n_jobs")
+
+    def fit(self, insts: Any, sessions: Any = None, forward: Any = None) -> "SessionCRL":
+        """Fit sources, their network and (with ``forward``) their locations.
+
+        Parameters
+        ----------
+        insts : list of mne.io.Raw | list of mne.Epochs | mne.io.Raw | mne.Epochs
+            One instance per session (same channels), or one instance with
+            ``sessions``.
+        sessions : array-like | None
+            With one instance: one label per sample (Raw) or per epoch (Epochs).
+            With a list: optional labels, one per instance.
+        forward : mne.Forward | None
+            Forward model (fixed or free orientation) giving the physics start
+            and prior and the source locations.
+
+        Returns
+        -------
+        self : SessionCRL
+        """
+        with _log_context(self.verbose):
+            return self._fit(insts, sessions, forward)
+
+    def _fit(self, insts: Any, sessions: Any, forward: Any) -> "SessionCRL":
+        import mne
+        from joblib import Parallel, delayed
+        from mne.cov import compute_whitener
+        from mne.utils import logger, warn
+
+        self._check_params()
+        if forward is not None:
+            _check_forward(forward)
+        data, info, labels, kind, counts = _io.prepare_sessions(insts, sessions, self.picks)
+        k = self.n_sources
+        noise_cov = self.noise_cov
+        if noise_cov is None:
+            warn("noise_cov is None: using an ad-hoc diagonal noise covariance (mne.make_ad_hoc_cov)")
+            noise_cov = mne.make_ad_hoc_cov(info, verbose=False)
+        Wn, _, rank = compute_whitener(
+            noise_cov, info, pca=True, return_rank=True, verbose=False
+        )
+        Wn = Wn @ _io.projector(info)
+        if k > rank:
+            raise ValueError(
+                f"n_sources={k} exceeds the rank of the data ({rank} after projections "
+                "and whitening); reduce n_sources"
+            )
+        for lab, n in zip(labels, counts):
+            if n < max(10, 2 * k):
+                raise ValueError(
+                    f"session {lab!r} has {n} samples; too few for n_sources={k} "
+                    f"(need at least {max(10, 2 * k)})"
+                )
+        logger.info(
+            "SessionCRL: %d sessions, %d channels (rank %d), %d sources",
+            len(data), len(info["ch_names"]), rank, k,
+        )
+        stats = Parallel(n_jobs=self.n_jobs)(delayed(_session_cov)(x, Wn) for x in data)
+        Ys = [s[0] for s in stats]
+        covs_w = np.array([s[1] for s in stats])
+        counts = np.asarray(counts, float)
+        pi = counts / counts.sum()
+        pooled = np.einsum("d,dab->ab", pi, covs_w)
+        ev, E = np.linalg.eigh(pooled)
+        order = np.argsort(ev)[::-1][:k]
+        ev, E = ev[order], E[:, order]
+        if ev[-1] <= 1e-10 * ev[0]:
+            raise ValueError(f"n_sources={k} exceeds the rank of the data; reduce n_sources")
+        V = E.T / np.sqrt(ev)[:, None]  # whitened channels -> reduced, unit pooled covariance
+        Vpinv = E * np.sqrt(ev)[None, :]
+        covs = np.einsum("ia,dab,jb->dij", V, covs_w, V)
+        n_eff = np.array([effective_n((V @ y).T) for y in Ys])
+        prior = None
+        if forward is not None:
+            gain_w = Wn @ _forward_gain(forward, info["ch_names"])
+            n_ori = _n_ori(forward)
+            logger.info(
+                "SessionCRL: RAP-MUSIC scan of %d leadfield locations", gain_w.shape[1] // n_ori
+            )
+            locs0, pats0 = _rap_music(gain_w, E, k, n_ori)
+            M0 = V @ pats0
+            W0 = np.linalg.pinv(M0)
+            prior = self._make_prior(
+                gain_w, n_ori, V, Vpinv, n_eff, pi, locs0, _source_pos_head(forward)
+            )
+        if _DENOISE and self.noise_cov is not None:
+            covs = _subtract_noise(covs, V @ V.T)
+        if forward is None:
+            # No physics: the core's global sparsity search, as MultiDistributionCRL.
+            W0 = sparsity_search(covs, n_eff, pham_ajd(covs, weights=n_eff),
+                                 random_state=self.random_state)
+        res = fit_joint_sparse(covs, n_eff, W0, sparsity=self.sparsity, prior=prior,
+                               update_W=forward is not None)
+        W = res["W"]
+        logger.info(
+            "SessionCRL: %d refinement iterations, %d edges",
+            res["n_iter"], int(res["network"].sum() // 2),
+        )
+        filters = W @ V @ Wn
+        mix_w = Vpinv @ np.linalg.inv(W)  # whitened channel patterns
+        colorer = np.linalg.pinv(Wn)
+        patterns = colorer @ mix_w
+        # Sign convention: largest-magnitude channel positive (refined by localisation).
+        sign = np.sign(patterns[np.abs(patterns).argmax(axis=0), np.arange(k)])
+        sign[sign == 0] = 1.0
+        self.filters_ = filters * sign[:, None]
+        self.patterns_ = patterns * sign[None, :]
+        D = np.diag(sign)
+        self.session_precisions_ = D @ res["precisions"] @ D
+        self.markov_network_ = np.asarray(res["network"], bool)
+        n_eff_z = np.array([effective_n((W @ V @ y).T, pairwise=True) for y in Ys])
+        # Unpenalised per-session precisions give a calibrated heterogeneity test.
+        self.changing_edges_, self.changing_pvalues_ = edge_heterogeneity_test(
+            D @ np.linalg.inv(res["covariances"]) @ D, n_eff_z, self.markov_network_
+        )
+        self.sessions_ = labels
+        self.info_ = info
+        self.mean_ = np.einsum("d,dc->c", pi, np.array([s[2] for s in stats]))
+        self.whitener_ = Wn
+        self.n_eff_ = n_eff_z
+        self.penalty_ = float(res["lam"])
+        self.n_iter_ = int(res["n_iter"])
+        self.input_kind_ = kind
+        stale = ("source_pos_", "source_ori_", "source_vertices_", "source_gof_",
+                 "source_amplitude_", "dipoles_")
+        for name in stale:  # a refit without forward must not keep old locations
+            if hasattr(self, name):
+                delattr(self, name)
+        if forward is not None:
+            self.localize(forward)
+        return self
+
+    def _make_prior(self, gain_w, n_ori, V, Vpinv, n_eff, pi, locs0, pos):
+        """Quadratic penalties pulling each filter off the other sources' dipole patterns.
+
+        Each source's dipole is re-fitted at every step, but only within
+        ``_PRIOR_RADIUS`` of its RAP-MUSIC location: the refinement corrects
+        head-model error (a local effect) and must not let a pattern wander to
+        another brain region.
+        """
+        from crl_neuro.core.multidist import _lambda_theory
+
+        k = V.shape[0]
+        mu = _PRIOR_WEIGHT * _lambda_theory(pi, n_eff, k)
+        n_src = gain_w.shape[1] // n_ori
+        G = gain_w.reshape(gain_w.shape[0], n_src, n_ori)
+        cands = [np.nonzero(np.linalg.norm(pos - pos[s], axis=1) <= _PRIOR_RADIUS)[0] for s in locs0]
+
+        def prior(W: np.ndarray) -> np.ndarray:
+            mix_w = Vpinv @ np.linalg.inv(W)
+            cols = []
+            for j, cand in enumerate(cands):
+                Gj = G[:, cand, :].reshape(G.shape[0], -1)
+                b, _sc, coef, _amp = _scan(Gj, mix_w[:, [j]], n_ori)
+                cols.append(G[:, cand[b[0]], :] @ coef[0])
+            T = V @ np.stack(cols, axis=1)  # (k, k) targets in the reduced space
+            T /= np.maximum(np.linalg.norm(T, axis=0, keepdims=True), 1e-300)
+            Q = np.empty((k, k, k))
+            for i in range(k):
+                others = np.delete(np.arange(k), i)
+                Q[i] = mu * T[:, others] @ T[:, others].T
+            return Q
+
+        return prior
+
+    # ------------------------------------------------------------ localize
+    def localize(self, forward: Any) -> Any:
+        """Localise each source pattern by scanning the leadfield of ``forward``.
+
+        Parameters
+        ----------
+        forward : mne.Forward
+            Forward model on (at least) the channels used at fit time; fixed or
+            free orientation.
+
+        Returns
+        -------
+        dipole : mne.Dipole
+            One entry per source (``times`` index the sources), positions in
+            head coordinates (m), goodness of fit in %. Also sets
+            ``source_pos_``, ``source_ori_``, ``source_vertices_``,
+            ``source_gof_``, ``source_amplitude_`` and ``dipoles_``.
+        """
+        check_is_fitted(self, "filters_")
+        _check_forward(forward)
+        gain_w = self.whitener_ @ _forward_gain(forward, self.info_["ch_names"])
+        mix_w = self.whitener_ @ self.patterns_
+        best, sc, coef, amp = _scan(gain_w, mix_w, _n_ori(forward))
+        res = _result(forward, best, sc, coef, amp)
+        self.source_pos_ = res.pos
+        self.source_ori_ = res.ori
+        self.source_vertices_ = res.vertices
+        self.source_gof_ = res.gof
+        self.source_amplitude_ = res.amplitude
+        self.dipoles_ = res.dipole
+        return res.dipole
+
+    # ----------------------------------------------------------- transform
+    def _sources_array(self, inst: Any) -> np.ndarray:
+        x = _io.instance_data(inst, list(self.info_["ch_names"]))
+        if x.ndim == 2:
+            return self.filters_ @ (x - self.mean_[:, None])
+        return np.einsum("kc,ect->ekt", self.filters_, x - self.mean_[None, :, None])
+
+    def transform(self, inst: Any) -> np.ndarray:
+        """Source time courses as an array.
+
+        Parameters
+        ----------
+        inst : mne.io.Raw | mne.Epochs
+            Data with (at least) the channels used at fit time.
+
+        Returns
+        -------
+        sources : ndarray, shape (n_sources, n_times) or (n_epochs, n_sources, n_times)
+        """
+        check_is_fitted(self, "filters_")
+        _io._kind(inst, "inst")
+        return self._sources_array(inst)
+
+    def get_sources(self, inst: Any) -> Any:
+        """Source time courses as an instance of the same type, one ``misc`` channel per source.
+
+        Parameters
+        ----------
+        inst : mne.io.Raw | mne.Epochs
+            Data with (at least) the channels used at fit time.
+
+        Returns
+        -------
+        sources : mne.io.RawArray | mne.EpochsArray
+            Channels ``CRL000``, ``CRL001``, ... (type ``misc``), same timing.
+        """
+        import mne
+
+        check_is_fitted(self, "filters_")
+        kind = _io._kind(inst, "inst")
+        data = self._sources_array(inst)
+        names = [f"CRL{i:03d}" for i in range(self.filters_.shape[0])]
+        info = mne.create_info(names, inst.info["sfreq"], ch_types="misc")
+        if kind == "raw":
+            out = mne.io.RawArray(data, info, first_samp=inst.first_samp, verbose=False)
+            if inst.annotations is not None and len(inst.annotations):
+                out.set_annotations(inst.annotations.copy())
+            return out
+        return mne.EpochsArray(
+            data, info, events=inst.events.copy(), tmin=inst.tmin,
+            event_id=dict(inst.event_id), metadata=inst.metadata, verbose=False,
+        )
+
+    def to_stc(self, inst: Any, forward: Any) -> Any:
+        """Source estimate with the source time courses at their localised vertices.
+
+        Parameters
+        ----------
+        inst : mne.io.Raw | mne.Epochs
+            Data with the channels used at fit time.
+        forward : mne.Forward
+            Surface-source-space forward used to localise the sources.
+
+        Returns
+        -------
+        stc : mne.SourceEstimate | list of mne.SourceEstimate
+            Dipole moment time courses (A·m) at the vertices of the localised
+            sources (sources at the same vertex are summed); a list (one per
+            epoch) for Epochs.
+        """
+        import mne
+
+        check_is_fitted(self, "filters_")
+        kind = _io._kind(inst, "inst")
+        self.localize(forward)
+        src = forward["src"]
+        if len(src) != 2 or any(s["type"] != "surf" for s in src):
+            raise ValueError("forward must have a two-hemisphere surface source space for to_stc")
+        n_lh = len(src[0]["vertno"])
+        hemi = (self.source_vertices_ >= n_lh).astype(int)
+        vert = np.where(hemi == 0, src[0]["vertno"][np.minimum(self.source_vertices_, n_lh - 1)],
+                        src[1]["vertno"][np.maximum(self.source_vertices_ - n_lh, 0)])
+        keys = sorted(set(zip(hemi.tolist(), vert.tolist())))
+        rows = np.array([keys.index((h, v)) for h, v in zip(hemi, vert)])
+        vertices = [np.array([v for h, v in keys if h == 0], int), np.array([v for h, v in keys if h == 1], int)]
+        data = self._sources_array(inst)
+        scale = self.source_amplitude_
+
+        def one(d: np.ndarray) -> Any:
+            out = np.zeros((len(keys), d.shape[-1]))
+            np.add.at(out, rows, d * scale[:, None])
+            return mne.SourceEstimate(out, vertices, tmin=tmin, tstep=1.0 / inst.info["sfreq"],
+                                      subject=src[0].get("subject_his_id"))
+
+        if kind == "raw":
+            tmin = inst.times[0] + inst.first_samp / inst.info["sfreq"]
+            return one(data)
+        tmin = inst.tmin
+        return [one(d) for d in data]
+
+    # ---------------------------------------------------------------- plots
+    def plot_components(self, show: bool = False) -> Any:
+        """Topographic maps of the source patterns (``patterns_``).
+
+        Returns
+        -------
+        fig : matplotlib.figure.Figure
+        """
+        from crl_neuro.meeg.viz import plot_patterns
+
+        check_is_fitted(self, "patterns_")
+        return plot_patterns(self.patterns_, self.info_, gof=getattr(self, "source_gof_", None), show=show)
+
+    def plot_network(self, show: bool = False) -> Any:
+        """Markov network of the sources; changing edges highlighted.
+
+        Returns
+        -------
+        fig : matplotlib.figure.Figure
+        """
+        from crl_neuro.meeg.viz import plot_source_network
+
+        check_is_fitted(self, "markov_network_")
+        return plot_source_network(self.markov_network_, self.changing_edges_, self.session_precisions_,
+                                   session_labels=self.sessions_, show=show)
+
+    def to_report(self, report: Any, title: str = "SessionCRL") -> Any:
+        """Add the component topographies and the network to an :class:`mne.Report`.
+
+        Parameters
+        ----------
+        report : mne.Report
+        title : str
+            Section title prefix.
+
+        Returns
+        -------
+        report : mne.Report
+            The same report (modified in place, as MNE does).
+        """
+        import matplotlib.pyplot as plt
+        import mne
+
+        check_is_fitted(self, "patterns_")
+        if not isinstance(report, mne.Report):
+            raise TypeError(f"report must be an mne.Report, got {type(report).__name__}")
+        fig = self.plot_components()
+        report.add_figure(fig, title=f"{title}: source patterns", section=title)
+        plt.close(fig)
+        fig = self.plot_network()
+        n_edges = int(self.markov_network_.sum() // 2)
+        n_chg = int(self.changing_edges_.sum() // 2)
+        report.add_figure(fig, title=f"{title}: source network", section=title,
+                          caption=f"{n_edges} edges, {n_chg} changing across {len(self.sessions_)} sessions")
+        plt.close(fig)
+        return report
+
+    # ---------------------------------------------------------- persistence
+    def save(self, path: Any, overwrite: bool = False) -> Any:
+        """Save parameters and fitted state without pickle (see :func:`crl_neuro.load`).
+
+        ``info_`` and the ``noise_cov`` parameter are stored as FIF files inside
+        the archive.
+
+        Parameters
+        ----------
+        path : str | Path
+            Destination file.
+        overwrite : bool
+            Whether an existing file may be replaced.
+
+        Returns
+        -------
+        path : Path
+        """
+        cov = self.noise_cov
+        self._cov_to_save = cov
+        try:
+            self.noise_cov = None  # written as FIF by _extra_state, not as JSON
+            return super().save(path, overwrite=overwrite)
+        finally:
+            self.noise_cov = cov
+            del self._cov_to_save
+
+    def _extra_state(self) -> dict[str, bytes]:
+        from mne.io import write_info
+
+        out = {}
+        cov = getattr(self, "_cov_to_save", None)
+        if cov is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                fname = os.path.join(tmp, "noise-cov.fif")
+                cov.save(fname, verbose=False)
+                with open(fname, "rb") as f:
+                    out["noise-cov.fif"] = f.read()
+        if hasattr(self, "info_"):
+            with tempfile.TemporaryDirectory() as tmp:
+                fname = os.path.join(tmp, "info.fif")
+                write_info(fname, self.info_)
+                with open(fname, "rb") as f:
+                    out["info.fif"] = f.read()
+        return out
+
+    def _set_extra_state(self, files: dict[str, bytes]) -> None:
+        import mne
+        from mne.io import read_info
+
+        if "info.fif" in files:
+            with tempfile.TemporaryDirectory() as tmp:
+                fname = os.path.join(tmp, "info.fif")
+                with open(fname, "wb") as f:
+                    f.write(files["info.fif"])
+                self.info_ = read_info(fname, verbose=False)
+        if "noise-cov.fif" in files:
+            with tempfile.TemporaryDirectory() as tmp:
+                fname = os.path.join(tmp, "noise-cov.fif")
+                with open(fname, "wb") as f:
+                    f.write(files["noise-cov.fif"])
+                self.noise_cov = mne.read_cov(fname, verbose=False)
+        if hasattr(self, "source_pos_"):
+            self.dipoles_ = mne.Dipole(
+                times=np.arange(len(self.source_pos_), dtype=float), pos=self.source_pos_,
+                amplitude=self.source_amplitude_, ori=self.source_ori_, gof=self.source_gof_,
+                name="crl_neuro leadfield scan", verbose=False,
+            )

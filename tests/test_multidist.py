@@ -1,0 +1,187 @@
+"""Ground-truth tests of ``crl_neuro.core.multidist.MultiDistributionCRL`` (linear mixing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.decomposition import FastICA
+from sklearn.exceptions import NotFittedError
+
+import crl_neuro
+from crl_neuro.core.metrics import graph_scores, mcc
+from crl_neuro.core.multidist import (
+    MultiDistributionCRL,
+    edge_heterogeneity_test,
+    effective_n,
+    pham_ajd,
+)
+
+
+def _simulate(k=4, n_domains=6, n=1500, p=8, seed=0):
+    """Chain latents z0 -> z1 -> z2 -> z3, weights and noise scales change per domain.
+
+    Each edge is switched off in about a quarter of the domains; x = A z + small noise.
+    """
+    rng = np.random.default_rng(seed)
+    edges = [(i, i + 1) for i in range(k - 1)]
+    A = rng.normal(size=(p, k))
+    X, Z, dom = [], [], []
+    for d in range(n_domains):
+        B = np.zeros((k, k))
+        for i, j in edges:
+            if rng.random() > 0.25:
+                B[j, i] = rng.uniform(0.4, 1.0) * rng.choice([-1, 1])
+        scales = rng.uniform(0.5, 2.0, size=k)
+        z = (rng.normal(size=(n, k)) * scales) @ np.linalg.inv(np.eye(k) - B).T
+        Z.append(z)
+        X.append(z @ A.T + 0.05 * rng.normal(size=(n, p)))
+        dom += [d] * n
+    net = np.zeros((k, k), bool)
+    for i, j in edges:
+        net[i, j] = net[j, i] = True
+    return np.vstack(X), np.array(dom), np.vstack(Z), net
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return _simulate(seed=2)
+
+
+@pytest.fixture(scope="module")
+def fitted(problem):
+    X, dom, _, _ = problem
+    return MultiDistributionCRL(n_latents=4, random_state=0).fit(X, dom)
+
+
+def test_recovers_latents_and_network(problem, fitted):
+    X, dom, Z, net = problem
+    est = fitted
+    score, match, per_latent = mcc(Z, est.transform(X), return_details=True)
+    ica = mcc(Z, FastICA(4, random_state=0, max_iter=1000).fit_transform(X))
+    # Causally linked latents: ICA is misspecified; the joint-sparsity criterion is not.
+    assert score >= 0.95, (score, per_latent)
+    assert score >= ica + 0.1, (score, ica)
+    f1 = graph_scores(net, est.markov_network_[np.ix_(match, match)])["f1"]
+    assert f1 >= 0.99
+
+
+def test_fitted_attributes(problem, fitted):
+    X, dom, _, _ = problem
+    est = fitted
+    k, p = 4, X.shape[1]
+    assert est.mixing_.shape == (p, k) and est.unmixing_.shape == (k, p)
+    assert est.domain_precisions_.shape == (6, k, k)
+    net = est.markov_network_
+    assert net.dtype == bool and np.array_equal(net, net.T) and not net.diagonal().any()
+    assert est.changing_edges_.shape == (k, k)
+    assert np.all(est.changing_edges_ <= est.markov_network_)
+    np.testing.assert_array_equal(est.domains_, np.arange(6))
+    # Mixing and unmixing are inverse on the latent space.
+    np.testing.assert_allclose(est.unmixing_ @ est.mixing_, np.eye(k), atol=1e-8)
+    # Latents have unit pooled variance after removing domain means.
+    Zh = est.transform(X)
+    for d in range(6):
+        Zh[dom == d] -= Zh[dom == d].mean(axis=0)
+    np.testing.assert_allclose(Zh.var(axis=0), 1.0, rtol=0.05)
+
+
+def test_same_seed_same_result(problem):
+    X, dom, _, _ = problem
+    a = MultiDistributionCRL(4, random_state=3).fit(X[::2], dom[::2])
+    b = MultiDistributionCRL(4, random_state=3).fit(X[::2], dom[::2])
+    np.testing.assert_array_equal(a.unmixing_, b.unmixing_)
+    np.testing.assert_array_equal(a.markov_network_, b.markov_network_)
+
+
+def test_clone_and_params():
+    est = MultiDistributionCRL(3, sparsity=0.5, max_iter=7, random_state=1)
+    c = clone(est)
+    assert c.get_params() == est.get_params()
+    assert not hasattr(c, "unmixing_")
+
+
+def test_save_load_identical_transform(problem, fitted, tmp_path):
+    X, _, _, _ = problem
+    path = fitted.save(tmp_path / "md.crl")
+    loaded = crl_neuro.load(path)
+    assert isinstance(loaded, MultiDistributionCRL)
+    np.testing.assert_array_equal(loaded.transform(X[:50]), fitted.transform(X[:50]))
+    np.testing.assert_array_equal(loaded.markov_network_, fitted.markov_network_)
+    np.testing.assert_array_equal(loaded.domains_, fitted.domains_)
+
+
+def test_not_fitted():
+    with pytest.raises(NotFittedError):
+        MultiDistributionCRL(2).transform(np.zeros((3, 4)))
+
+
+def test_bad_input(problem):
+    X, dom, _, _ = problem
+    Xs, ds = X[:600], dom[:600]
+    with pytest.raises(ValueError, match="domains"):
+        MultiDistributionCRL(2).fit(Xs, np.zeros(len(Xs)))  # one domain
+    Xn = X[:3000].copy()
+    Xn[5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        MultiDistributionCRL(2).fit(Xn, dom[:3000])
+    with pytest.raises(ValueError, match="n_latents"):
+        MultiDistributionCRL(9).fit(X[:3000], dom[:3000])  # 8 features
+    low_rank = np.repeat(X[:3000, :2], 4, axis=1)
+    with pytest.raises(ValueError, match="n_latents"):
+        MultiDistributionCRL(3).fit(low_rank, dom[:3000])
+    with pytest.raises(ValueError, match="X must be 2D"):
+        MultiDistributionCRL(2).fit(X[:, 0], dom)
+    with pytest.raises(ValueError, match="domains has"):
+        MultiDistributionCRL(2).fit(X[:3000], dom[:100])
+    with pytest.raises(ValueError, match="mixing"):
+        MultiDistributionCRL(2, mixing="nonlinear").fit(Xs, ds)
+    with pytest.raises(TypeError, match="n_latents"):
+        MultiDistributionCRL(2.5).fit(X[:3000], dom[:3000])
+    with pytest.raises(ValueError, match="sparsity"):
+        MultiDistributionCRL(2, sparsity="lots").fit(X[:3000], dom[:3000])
+    est = MultiDistributionCRL(2, random_state=0).fit(X[::10], dom[::10])
+    with pytest.raises(ValueError, match="features"):
+        est.transform(X[:, :3])
+
+
+def test_pham_ajd_diagonalises_exactly():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(5, 5))
+    covs = np.array([A @ np.diag(rng.uniform(0.2, 3.0, 5)) @ A.T for _ in range(6)])
+    B = pham_ajd(covs)
+    BA = B @ A
+    # B A is a scaled permutation: one dominant entry per row.
+    BA = np.abs(BA) / np.abs(BA).max(axis=1, keepdims=True)
+    assert np.sort(BA, axis=1)[:, -2].max() < 1e-6
+
+
+def test_edge_heterogeneity_test_controls_false_positives():
+    rng = np.random.default_rng(1)
+    k, D, n = 4, 6, 4000
+    net = np.zeros((k, k), bool)
+    net[0, 1] = net[1, 0] = net[2, 3] = net[3, 2] = True
+    precs_same, precs_change = [], []
+    for d in range(D):
+        # edge 0-1 constant, edge 2-3 changes across domains
+        L = np.eye(k)
+        L[1, 0] = 0.6
+        L[3, 2] = [-0.8, 0.0, 0.8, -0.4, 0.4, 0.0][d]
+        cov = np.linalg.inv(L.T @ L)
+        z = rng.multivariate_normal(np.zeros(k), cov, size=n)
+        precs_same.append(np.linalg.inv(np.cov(z.T)))
+    changing, pv = edge_heterogeneity_test(np.array(precs_same), np.full(D, n), net)
+    assert changing[2, 3] and changing[3, 2]
+    assert not changing[0, 1]
+    assert not changing[0, 2]  # not a network edge: never reported
+    assert pv[2, 3] < 1e-6 and pv[0, 1] > 1e-3
+
+
+def test_effective_n_autocorrelation():
+    rng = np.random.default_rng(0)
+    white = rng.normal(size=(5000, 2))
+    assert effective_n(white) > 4000
+    ar = np.zeros_like(white)
+    for t in range(1, len(ar)):
+        ar[t] = 0.9 * ar[t - 1] + white[t]
+    assert effective_n(ar) < 1500

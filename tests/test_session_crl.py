@@ -1,0 +1,221 @@
+"""Ground-truth and API tests of ``crl_neuro.meeg.SessionCRL``."""
+
+from __future__ import annotations
+
+import warnings
+
+import matplotlib.figure
+import mne
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.decomposition import FastICA
+from sklearn.exceptions import NotFittedError
+
+import crl_neuro
+from crl_neuro.core.metrics import graph_scores, localization_error, mcc
+from crl_neuro.datasets import simulate_meeg_sessions
+from crl_neuro.meeg import SessionCRL, scan_leadfield
+
+
+@pytest.fixture(scope="module")
+def sim():
+    # Perturbed head model (nominal forward given to the method), causally linked chain.
+    return simulate_meeg_sessions(n_sources=4, n_sessions=4, duration=40.0, random_state=1)
+
+
+@pytest.fixture(scope="module")
+def fitted(sim):
+    return SessionCRL(4, noise_cov=sim.noise_cov, random_state=0).fit(sim.raws, forward=sim.forward)
+
+
+def _truth_sources(sim):
+    return np.hstack(sim.truth.sources).T
+
+
+def test_ground_truth_recovery(sim, fitted):
+    est = fitted
+    Z = np.hstack([est.transform(r) for r in sim.raws]).T
+    score, match, per_latent = mcc(_truth_sources(sim), Z, return_details=True)
+    assert score >= 0.9, per_latent
+    err = localization_error(sim.truth.pos, est.source_pos_)
+    assert err <= 10.0, err
+    f1 = graph_scores(sim.truth.markov_network, est.markov_network_[np.ix_(match, match)])["f1"]
+    assert f1 >= 0.8, f1
+    assert np.all(est.source_gof_ > 80)
+
+
+def test_beats_ica_with_same_leadfield_scan(sim, fitted):
+    info = sim.raws[0].info
+    X = np.hstack([r.get_data() for r in sim.raws])
+    from mne.cov import compute_whitener
+
+    Wn, _ = compute_whitener(sim.noise_cov, info, pca=True, verbose=False)
+    ica = FastICA(4, random_state=0, max_iter=1000).fit((Wn @ X).T)
+    ica_mcc = mcc(_truth_sources(sim), ica.transform((Wn @ X).T))
+    Z = np.hstack([fitted.transform(r) for r in sim.raws]).T
+    assert mcc(_truth_sources(sim), Z) >= ica_mcc + 0.05
+    loc = scan_leadfield(sim.forward, np.linalg.pinv(Wn) @ ica.mixing_, info=info, noise_cov=sim.noise_cov)
+    assert localization_error(sim.truth.pos, fitted.source_pos_) <= localization_error(sim.truth.pos, loc.pos)
+
+
+def test_fitted_attributes(sim, fitted):
+    est = fitted
+    n_ch, k = len(sim.raws[0].ch_names), 4
+    assert est.patterns_.shape == (n_ch, k) and est.filters_.shape == (k, n_ch)
+    assert est.session_precisions_.shape == (4, k, k)
+    for name in ("markov_network_", "changing_edges_"):
+        a = getattr(est, name)
+        assert a.dtype == bool and a.shape == (k, k) and np.array_equal(a, a.T) and not a.diagonal().any()
+    assert np.all(est.changing_edges_ <= est.markov_network_)
+    np.testing.assert_array_equal(est.sessions_, np.arange(4))
+    assert isinstance(est.info_, mne.Info) and est.info_["ch_names"] == sim.raws[0].ch_names
+    assert est.source_pos_.shape == (k, 3) and est.source_vertices_.shape == (k,)
+    assert isinstance(est.dipoles_, mne.Dipole) and len(est.dipoles_.times) == k
+    # filters unmix the patterns
+    np.testing.assert_allclose(est.filters_ @ est.patterns_, np.eye(k), atol=1e-6)
+
+
+def test_epochs_and_single_instance(sim, fitted):
+    k = 4
+    epochs = [mne.make_fixed_length_epochs(r, duration=2.0, preload=True, verbose=False) for r in sim.raws]
+    est_e = SessionCRL(k, noise_cov=sim.noise_cov).fit(epochs, forward=sim.forward)
+    assert localization_error(fitted.source_pos_, est_e.source_pos_) < 10.0
+    # One Raw with per-sample session labels.
+    raw = mne.concatenate_raws([r.copy() for r in sim.raws], verbose=False)
+    labels = np.repeat(np.arange(4), sim.raws[0].n_times)
+    est_r = SessionCRL(k, noise_cov=sim.noise_cov).fit(raw, sessions=labels, forward=sim.forward)
+    assert localization_error(fitted.source_pos_, est_r.source_pos_) < 1e-9
+    np.testing.assert_array_equal(est_r.markov_network_, fitted.markov_network_)
+    # One Epochs with per-epoch labels.
+    ep = mne.concatenate_epochs(epochs, verbose=False)
+    ep_labels = np.repeat(np.arange(4), [len(e) for e in epochs])
+    est_1e = SessionCRL(k, noise_cov=sim.noise_cov).fit(ep, sessions=ep_labels, forward=sim.forward)
+    assert localization_error(fitted.source_pos_, est_1e.source_pos_) < 10.0
+    src = est_e.get_sources(epochs[0])
+    assert isinstance(src, mne.BaseEpochs) and src.ch_names == ["CRL000", "CRL001", "CRL002", "CRL003"]
+    assert len(src) == len(epochs[0])
+
+
+def test_get_sources_localize_to_stc(sim, fitted):
+    raw = sim.raws[0]
+    src = fitted.get_sources(raw)
+    assert isinstance(src, mne.io.BaseRaw)
+    assert src.get_channel_types() == ["misc"] * 4 and src.n_times == raw.n_times
+    np.testing.assert_allclose(src.get_data(), fitted.transform(raw))
+    dip = fitted.localize(sim.forward)
+    assert isinstance(dip, mne.Dipole) and np.all((dip.gof > 0) & (dip.gof <= 100))
+    stc = fitted.to_stc(raw, sim.forward)
+    assert isinstance(stc, mne.SourceEstimate)
+    assert stc.data.shape[1] == raw.n_times and stc.data.shape[0] <= 4
+
+
+def test_caller_instances_unchanged_and_reproducible(sim):
+    raws = [r.copy() for r in sim.raws]
+    before = [r.get_data().copy() for r in raws]
+    projs = [list(r.info["projs"]) for r in raws]
+    a = SessionCRL(4, noise_cov=sim.noise_cov, random_state=0).fit(raws, forward=sim.forward)
+    b = SessionCRL(4, noise_cov=sim.noise_cov, random_state=0).fit(raws, forward=sim.forward)
+    for r, x, p in zip(raws, before, projs):
+        np.testing.assert_array_equal(r.get_data(), x)
+        assert r.info["projs"] == p and r.info["bads"] == []
+    np.testing.assert_array_equal(a.filters_, b.filters_)
+    np.testing.assert_array_equal(a.markov_network_, b.markov_network_)
+
+
+def test_bad_channels_and_default_noise_cov(sim):
+    raws = [r.copy() for r in sim.raws]
+    raws[1].info["bads"] = ["Fp1"]
+    with pytest.warns(RuntimeWarning, match="noise_cov"):
+        est = SessionCRL(3).fit(raws)
+    assert "Fp1" not in est.info_["ch_names"] and est.patterns_.shape[0] == len(raws[0].ch_names) - 1
+    assert not hasattr(est, "source_pos_")
+    dip = est.localize(sim.forward)
+    assert len(dip.times) == 3
+
+
+def test_save_load_round_trip(sim, fitted, tmp_path):
+    path = fitted.save(tmp_path / "session.crl")
+    loaded = crl_neuro.load(path)
+    assert isinstance(loaded, SessionCRL)
+    np.testing.assert_array_equal(loaded.transform(sim.raws[0]), fitted.transform(sim.raws[0]))
+    assert loaded.info_["ch_names"] == fitted.info_["ch_names"]
+    np.testing.assert_array_equal(loaded.dipoles_.pos, fitted.dipoles_.pos)
+    np.testing.assert_array_equal(loaded.changing_edges_, fitted.changing_edges_)
+    assert isinstance(loaded.noise_cov, mne.Covariance)
+    np.testing.assert_allclose(loaded.noise_cov.data, fitted.noise_cov.data, rtol=1e-6)
+    # The reloaded estimator can be refitted (its parameters are intact).
+    assert clone(loaded).get_params()["n_sources"] == 4
+
+
+def test_clone_and_not_fitted(sim):
+    est = SessionCRL(3, picks="eeg", sparsity=0.5, random_state=2)
+    assert clone(est).get_params() == est.get_params()
+    with pytest.raises(NotFittedError):
+        est.get_sources(sim.raws[0])
+    with pytest.raises(NotFittedError):
+        est.plot_components()
+
+
+def test_bad_input(sim):
+    raws = sim.raws
+    cov = sim.noise_cov
+    with pytest.raises(ValueError, match="at least 2 sessions"):
+        SessionCRL(2, noise_cov=cov).fit(raws[:1])
+    other = raws[1].copy().drop_channels(["Cz", "Pz"])
+    with pytest.raises(ValueError, match="Cz"):
+        SessionCRL(2, noise_cov=cov).fit([raws[0], other])
+    bad = raws[1].copy()
+    bad._data[3, 10] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        SessionCRL(2, noise_cov=cov).fit([raws[0], bad])
+    with pytest.raises(ValueError, match="n_sources"):
+        SessionCRL(80, noise_cov=cov).fit(raws[:2])
+    with pytest.raises(TypeError, match="insts"):
+        SessionCRL(2, noise_cov=cov).fit([np.zeros((3, 100)), np.zeros((3, 100))])
+    with pytest.raises(TypeError, match="noise_cov"):
+        SessionCRL(2, noise_cov=np.eye(3)).fit(raws[:2])
+    with pytest.raises(TypeError, match="forward"):
+        SessionCRL(2, noise_cov=cov).fit(raws[:2], forward="fwd.fif")
+    with pytest.raises(ValueError, match="sessions"):
+        SessionCRL(2, noise_cov=cov).fit(raws[0])
+    with pytest.raises(ValueError, match="sessions"):
+        SessionCRL(2, noise_cov=cov).fit(raws[0], sessions=np.zeros(10))
+    with pytest.raises(TypeError, match="n_sources"):
+        SessionCRL("4", noise_cov=cov).fit(raws[:2])
+
+
+def test_plots_and_report(sim, fitted):
+    assert isinstance(fitted.plot_components(), matplotlib.figure.Figure)
+    assert isinstance(fitted.plot_network(), matplotlib.figure.Figure)
+    report = mne.Report(verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = fitted.to_report(report, title="CRL")
+    html = "".join(report.html)
+    assert out is report and "CRL: source patterns" in html and "CRL: source network" in html
+
+
+def test_free_orientation_forward(sim):
+    sphere = mne.make_sphere_model("auto", "auto", sim.info, verbose=False)
+    fwd_free = mne.make_forward_solution(
+        sim.info, trans=None, src=sim.forward["src"], bem=sphere, eeg=True, meg=False, verbose=False
+    )
+    est = SessionCRL(4, noise_cov=sim.noise_cov, verbose=False).fit(sim.raws, forward=fwd_free)
+    assert localization_error(sim.truth.pos, est.source_pos_) <= 12.0
+    np.testing.assert_allclose(np.linalg.norm(est.source_ori_, axis=1), 1.0)
+
+
+def test_scan_leadfield_true_patterns(sim):
+    loc = scan_leadfield(sim.forward, sim.truth.patterns, info=sim.info, noise_cov=sim.noise_cov)
+    assert localization_error(sim.truth.pos, loc.pos) <= 10.0
+    assert loc.vertices.shape == (4,) and np.all(loc.gof > 80) and isinstance(loc.dipole, mne.Dipole)
+    # Without info: unwhitened comparison on the forward's channels.
+    loc2 = scan_leadfield(sim.forward, sim.truth.patterns, ch_names=sim.info["ch_names"])
+    assert localization_error(sim.truth.pos, loc2.pos) <= 15.0
+    with pytest.raises(ValueError, match="rows"):
+        scan_leadfield(sim.forward, sim.truth.patterns[:10], info=sim.info)
+    with pytest.raises(TypeError, match="forward"):
+        scan_leadfield("fwd", sim.truth.patterns)
+    with pytest.raises(ValueError, match="forward lacks"):
+        scan_leadfield(sim.forward, np.ones((2, 1)), ch_names=["X1", "X2"])
