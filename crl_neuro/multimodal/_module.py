@@ -1,0 +1,144 @@
+"""Torch module of :class:`~crl_neuro.multimodal.MultiModalCRL`.
+
+Per-modality VAE encoders and decoders share one structured prior over all latents:
+a linear-Gaussian structural equation model ``z = z B + e`` with independent Gaussian
+exogenous noise ``e``. ``B[i, j]`` is the weight of latent ``i -> j``. Its support is
+masked: cross-modal entries are free (both directions, an acyclicity penalty keeps the
+graph a DAG) and within-modality entries follow the modality's latent order
+(``i -> j`` only for ``i < j``), which costs nothing since an encoder can order its
+outputs freely. The L1 penalty on the cross-modal entries is what identifies each
+latent component-wise: rotating or mixing a modality's latents makes the cross-modal
+links denser (Sun et al., ICLR 2025).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+_LOG2PI = math.log(2.0 * math.pi)
+
+
+def _mlp(n_in: int, hidden: int, n_out: int, n_hidden: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(n_hidden):
+        layers += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+        width = hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+def structure_masks(latent_dims: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (n_total, n_total) of the allowed cross- and within-modality entries."""
+    block = np.repeat(np.arange(len(latent_dims)), latent_dims)
+    n = block.size
+    cross = block[:, None] != block[None, :]
+    within = (block[:, None] == block[None, :]) & np.triu(np.ones((n, n), bool), k=1)
+    return cross, within
+
+
+class MultiModalVAE(nn.Module):
+    """Per-modality encoders/decoders with a shared linear-Gaussian SEM prior.
+
+    Parameters
+    ----------
+    config : dict
+        ``n_features`` (list of int), ``latent_dims`` (list of int), ``hidden`` (int),
+        ``n_hidden`` (int): everything needed to rebuild the module.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = dict(config)
+        p, k = list(config["n_features"]), list(config["latent_dims"])
+        hidden, n_hidden = int(config["hidden"]), int(config["n_hidden"])
+        self.n_features, self.latent_dims = p, k
+        self.encoders = nn.ModuleList(_mlp(pm, hidden, 2 * km, n_hidden) for pm, km in zip(p, k))
+        self.decoders = nn.ModuleList(_mlp(km, hidden, pm, n_hidden) for pm, km in zip(p, k))
+        self.dec_log_std = nn.Parameter(torch.full((sum(p),), -1.0))
+        n = sum(k)
+        cross, within = structure_masks(k)
+        self.register_buffer("cross_mask", torch.as_tensor(cross, dtype=torch.float32))
+        self.register_buffer("within_mask", torch.as_tensor(within, dtype=torch.float32))
+        self.B = nn.Parameter(torch.zeros(n, n))
+        self.log_noise_std = nn.Parameter(torch.zeros(n))
+        # Pin each latent's scale (running batch statistics, like batch norm without
+        # affine): the ELBO is scale-free but the L1 penalty is not.
+        self.register_buffer("running_mean", torch.zeros(n))
+        self.register_buffer("running_var", torch.ones(n))
+        self.momentum = 0.05
+        # penalty weights, updated by the training schedule (not parameters)
+        self.lambda_cross = 0.0
+        self.lambda_within = 0.0
+        self.lambda_dag = 0.0
+        self.beta = 1.0
+
+    # -- pieces ---------------------------------------------------------------------
+    def adjacency(self) -> torch.Tensor:
+        """Masked SEM weights ``B`` (n_total, n_total), ``B[i, j]`` for ``i -> j``."""
+        return self.B * (self.cross_mask + self.within_mask)
+
+    def _split(self, x: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+        return list(torch.split(x, sizes, dim=1))
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised posterior means and log-variances of all latents."""
+        means, logvars = [], []
+        for enc, xm, km in zip(self.encoders, self._split(x, self.n_features), self.latent_dims):
+            h = enc(xm)
+            means.append(h[:, :km])
+            logvars.append(h[:, km:].clamp(-12.0, 4.0))
+        mean, logvar = torch.cat(means, 1), torch.cat(logvars, 1)
+        if self.training and mean.shape[0] > 1:
+            mu, var = mean.mean(0), mean.var(0, unbiased=False)
+            with torch.no_grad():
+                self.running_mean.lerp_(mu.detach(), self.momentum)
+                self.running_var.lerp_(var.detach(), self.momentum)
+        else:
+            mu, var = self.running_mean, self.running_var
+        var = var + 1e-6
+        return (mean - mu) / var.sqrt(), logvar - var.log()
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """Exact log-density of the linear-Gaussian SEM (valid for any invertible ``I - B``)."""
+        B = self.adjacency()
+        e = z - z @ B
+        log_std = self.log_noise_std
+        lp = -0.5 * ((e / log_std.exp()) ** 2 + 2 * log_std + _LOG2PI).sum(1)
+        eye = torch.eye(B.shape[0], device=B.device, dtype=B.dtype)
+        return lp + torch.linalg.slogdet(eye - B)[1]
+
+    def acyclicity(self) -> torch.Tensor:
+        """NOTEARS ``tr(exp(B * B)) - n``: zero iff the weighted graph is a DAG."""
+        B = self.adjacency()
+        return torch.linalg.matrix_exp(B * B).diagonal().sum() - B.shape[0]
+
+    def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Negative ELBO per sample plus the sparsity and acyclicity penalties."""
+        mean, logvar = self.encode(x)
+        std = (0.5 * logvar).exp()
+        z = mean + std * torch.randn_like(std)
+        recon = []
+        for dec, zm in zip(self.decoders, self._split(z, self.latent_dims)):
+            recon.append(dec(zm))
+        xhat = torch.cat(recon, 1)
+        ls = self.dec_log_std.clamp(min=math.log(1e-3))
+        nll = 0.5 * (((x - xhat) / ls.exp()) ** 2 + 2 * ls + _LOG2PI).sum(1)
+        log_q = -0.5 * (((z - mean) / std) ** 2 + logvar + _LOG2PI).sum(1)
+        kl = log_q - self.prior_log_prob(z)
+        B = self.adjacency()
+        penalty = (self.lambda_cross * (B * self.cross_mask).abs().sum()
+                   + self.lambda_within * (B * self.within_mask).abs().sum()
+                   + self.lambda_dag * self.acyclicity())
+        return (nll + self.beta * kl).mean() + penalty
+
+
+def build_module(config: dict[str, Any]) -> MultiModalVAE:
+    """Build an untrained :class:`MultiModalVAE` from its config."""
+    return MultiModalVAE(config)
+

@@ -1,0 +1,444 @@
+"""MultiModalCRL: latent causal variables of several modalities and their cross-modal links.
+
+Method (after Sun et al., "Causal Representation Learning from Multi-Modal Biomedical
+Observations", ICLR 2025)
+-------------------------------------------------------------------------------------------
+* Each modality ``m`` has its own encoder ``x_m -> z_m`` and decoder ``z_m -> x_m`` (small
+  MLPs, a VAE per modality). A modality's latents are computed from that modality only,
+  so what the encoders share is the information that flows *between* modalities: the
+  per-modality latent subspaces are identified by the cross-modal dependence.
+* All latents share one structured prior, a linear-Gaussian structural equation model
+  ``z = z B + e`` with independent exogenous noises ``e`` (independence constraint).
+  ``B`` may hold cross-modal edges in any direction (a NOTEARS acyclicity penalty keeps it
+  a DAG) and within-modality edges along each modality's latent order, so latents of one
+  modality may cause each other (the case in which per-modality ICA is misspecified).
+* An L1 penalty on the cross-modal entries of ``B`` (``sparsity``) is the structural
+  sparsity that identifies each latent component-wise: any mixing of a modality's
+  latents makes the cross-modal links denser.
+* Training has two stages with :func:`crl_neuro.core.training.fit_torch`: a warm-up
+  without penalties, then the full objective (ELBO + sparsity + acyclicity).
+* ``cross_modal_graph_``: cross-modal entries of the learned ``B`` with ``|B[i, j]| >
+  threshold`` (latents are standardised, so ``B`` is on the scale of standardised
+  regression weights); where both directions survive, the larger one is kept.
+  Directions come from the learned DAG; from observational data they are identified only
+  up to Markov equivalence, which :meth:`MultiModalCRL.discover` (PC over the
+  estimated latents and any observed variables) makes explicit.
+
+Limitations (measured, see ``benchmarks/bench_multimodal.py``)
+* The prior is linear-Gaussian, so sparsity can only tell apart rotations of paired
+  latents whose cross-modal couplings differ in strength; equal couplings leave a
+  rotation unidentified (the nonparametric theory uses more than second-order
+  structure).
+* Training is stochastic and non-convex: a run can settle on a partly rotated solution
+  in one modality (per-modality MCC around 0.7-0.8 instead of > 0.95). Compare seeds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from crl_neuro.core.base import BaseCRLEstimator, _decode_json, check_is_fitted
+from crl_neuro.core.graphs import Graph
+from crl_neuro.core.validation import check_data, check_float, check_int
+
+__all__ = ["MultiModalCRL"]
+
+
+def _node_name(modality: str, i: int) -> str:
+    return f"{modality}:z{i}"
+
+
+class MultiModalCRL(BaseCRLEstimator):
+    """Causal representation learning from several modalities with sparse cross-modal links.
+
+    Parameters
+    ----------
+    latent_dims : dict
+        Modality name -> number of latents of that modality. The modalities given to
+        :meth:`fit` must be exactly these keys.
+    sparsity : float
+        Weight of the L1 penalty on the cross-modal edges of the latent SEM (per sample
+        loss units). Within-modality edges get one tenth of it.
+    threshold : float
+        ``|B[i, j]|`` above which a learned edge is reported (standardised latents).
+    beta : float
+        Weight of the KL term of the ELBO (``< 1`` favours sharper reconstructions).
+    hidden : int
+        Width of the hidden layers of the encoders and decoders.
+    n_hidden : int
+        Number of hidden layers of each encoder/decoder.
+    max_iter : int
+        Maximum number of epochs of each training stage.
+    warmup : float
+        Fraction of ``max_iter`` used by the warm-up stage (no penalties), in [0, 1).
+    n_iter_no_change : int | None
+        Early stopping patience (epochs) of the main stage, on a 10 % validation split;
+        None trains for all epochs.
+    batch_size : int
+        Mini-batch size.
+    lr : float
+        Learning rate (Adam).
+    alpha : float
+        Significance level of the PC algorithm run by :meth:`discover` and in ``fit``.
+    bands : dict | None
+        For modalities given as ``mne.Epochs``/``mne.io.Raw``: band name -> (fmin, fmax)
+        Hz of the log band-power features (default delta, theta, alpha, beta).
+    epoch_duration : float
+        Window length (s) that cuts a ``Raw`` modality into rows.
+    device : str
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    random_state : int | None
+        Seed; same seed, same result (on CPU).
+    verbose : int
+        0 silent, 1 progress bars.
+
+    Attributes
+    ----------
+    modalities_ : list of str
+        Modality names, in the order of ``latent_index_``.
+    latent_index_ : list of tuple
+        ``(modality, i)`` for each row/column of the graphs; ``i`` is the column of
+        ``transform(data)[modality]``.
+    node_names_ : list of str
+        ``"{modality}:z{i}"`` names of the latents (graph node names).
+    feature_names_ : dict
+        Modality -> list of feature names.
+    adjacency_ : ndarray, shape (n_total, n_total)
+        Learned SEM weights ``B`` (``[i, j]`` for latent ``i -> j``), before thresholding.
+    cross_modal_graph_ : ndarray, shape (n_total, n_total)
+        Thresholded cross-modal edges: ``[i, j] != 0`` means latent ``i -> j``; only pairs
+        from different modalities are non-zero.
+    within_modality_graph_ : ndarray, shape (n_total, n_total)
+        Thresholded within-modality edges.
+    latent_graph_ : Graph
+        All thresholded latent edges (directed graph of the core).
+    pc_graph_ : Graph
+        CPDAG found by PC (causal-learn, Fisher-z) over the estimated latents of the
+        training data.
+    module_ : torch.nn.Module
+        Trained network (eval mode, CPU).
+    history_ : dict
+        Training losses of both stages.
+    n_iter_ : int
+        Total number of epochs run.
+    """
+
+    def __init__(
+        self,
+        latent_dims: dict[str, int],
+        sparsity: float = 0.05,
+        threshold: float = 0.15,
+        beta: float = 0.2,
+        hidden: int = 32,
+        n_hidden: int = 2,
+        max_iter: int = 150,
+        warmup: float = 0.3,
+        n_iter_no_change: int | None = 30,
+        batch_size: int = 128,
+        lr: float = 3e-3,
+        alpha: float = 0.01,
+        bands: dict | None = None,
+        epoch_duration: float = 2.0,
+        device: str = "cpu",
+        random_state: int | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.latent_dims = latent_dims
+        self.sparsity = sparsity
+        self.threshold = threshold
+        self.beta = beta
+        self.hidden = hidden
+        self.n_hidden = n_hidden
+        self.max_iter = max_iter
+        self.warmup = warmup
+        self.n_iter_no_change = n_iter_no_change
+        self.batch_size = batch_size
+        self.lr = lr
+        self.alpha = alpha
+        self.bands = bands
+        self.epoch_duration = epoch_duration
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- input handling ---------------------------------------------------------------
+    def _check_latent_dims(self) -> dict[str, int]:
+        if not isinstance(self.latent_dims, dict) or not self.latent_dims:
+            raise TypeError(
+                "latent_dims must be a non-empty dict modality name -> number of latents, "
+                f"got {self.latent_dims!r}"
+            )
+        out = {}
+        for name, k in self.latent_dims.items():
+            if not isinstance(name, str):
+                raise TypeError(f"latent_dims keys must be modality names (str), got {name!r}")
+            out[name] = check_int(k, f"latent_dims[{name!r}]", min_value=1)
+        return out
+
+    def _features(self, data: Any, modalities: list[str], fitting: bool) -> dict[str, np.ndarray]:
+        """Validate ``data`` and return modality -> float array (rows aligned)."""
+        from crl_neuro.multimodal._mne import band_power_features, is_mne_instance
+
+        if not isinstance(data, dict):
+            raise TypeError(
+                "data must be a dict modality name -> array (n_samples, n_features), "
+                f"DataFrame, mne.Epochs or mne.io.Raw; got {type(data).__name__}"
+            )
+        missing = [m for m in modalities if m not in data]
+        extra = [m for m in data if m not in modalities]
+        if missing or extra:
+            raise ValueError(
+                f"data must hold exactly the modalities {modalities} (latent_dims keys); "
+                f"missing {missing}, unexpected {extra}"
+            )
+        out, names = {}, {}
+        for m in modalities:
+            value = data[m]
+            if is_mne_instance(value):
+                X, cols = band_power_features(value, self.bands, self.epoch_duration, name=m)
+            else:
+                cols = [str(c) for c in value.columns] if hasattr(value, "columns") else None
+                arr = value.to_numpy() if hasattr(value, "to_numpy") else value
+                X = check_data(arr, name=f"data[{m!r}]", ndim=2, min_samples=2)
+                cols = cols or [f"{m}_{j}" for j in range(X.shape[1])]
+            if not np.all(np.isfinite(X)):
+                raise ValueError(f"data[{m!r}] contains NaN or infinite values")
+            out[m], names[m] = np.asarray(X, dtype=np.float64), cols
+        n_rows = {m: X.shape[0] for m, X in out.items()}
+        if len(set(n_rows.values())) > 1:
+            raise ValueError(
+                f"all modalities in data must have the same number of rows (samples), got {n_rows}"
+            )
+        if not fitting:
+            for m in modalities:
+                if out[m].shape[1] != len(self.feature_names_[m]):
+                    raise ValueError(
+                        f"data[{m!r}] has {out[m].shape[1]} features; the model was fitted with "
+                        f"{len(self.feature_names_[m])}"
+                    )
+        else:
+            self.feature_names_ = names
+        return out
+
+    def _stack(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        X = np.concatenate([feats[m] for m in self.modalities_], axis=1)
+        return (X - self.feature_mean_) / self.feature_scale_
+
+    # -- fitting ----------------------------------------------------------------------
+    def fit(self, data: dict[str, Any], y: Any = None) -> "MultiModalCRL":
+        """Learn the latents of every modality and the causal links among them.
+
+        Parameters
+        ----------
+        data : dict
+            Modality name -> array (n_samples, n_features_m), DataFrame, or
+            ``mne.Epochs``/``mne.io.Raw`` (log band-power features per epoch/window).
+            Every modality must have the same rows (samples).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : MultiModalCRL
+        """
+        import torch
+
+        from crl_neuro.core.training import fit_torch, resolve_device, torch_seed
+        from crl_neuro.multimodal._module import build_module
+
+        dims = self._check_latent_dims()
+        check_float(self.sparsity, "sparsity", min_value=0.0)
+        check_float(self.threshold, "threshold", min_value=0.0)
+        check_float(self.beta, "beta", min_value=0.0, inclusive=False)
+        check_int(self.hidden, "hidden", min_value=1)
+        check_int(self.n_hidden, "n_hidden", min_value=0)
+        max_iter = check_int(self.max_iter, "max_iter", min_value=2)
+        warmup = check_float(self.warmup, "warmup", min_value=0.0, max_value=1.0)
+        if warmup >= 1:
+            raise ValueError(f"warmup must be < 1, got {warmup}")
+        if self.n_iter_no_change is not None:
+            check_int(self.n_iter_no_change, "n_iter_no_change", min_value=1)
+        batch_size = check_int(self.batch_size, "batch_size", min_value=2)
+        check_float(self.lr, "lr", min_value=0.0, inclusive=False)
+        check_float(self.alpha, "alpha", min_value=0.0, max_value=1.0, inclusive=False)
+        check_int(self.verbose, "verbose", min_value=0)
+        dev = resolve_device(self.device)
+        seed = torch_seed(self.random_state)
+
+        self.modalities_ = list(dims)
+        feats = self._features(data, self.modalities_, fitting=True)
+        n = next(iter(feats.values())).shape[0]
+        for m in self.modalities_:
+            if n <= 2 * dims[m] or feats[m].shape[1] < dims[m]:
+                raise ValueError(
+                    f"latent_dims[{m!r}]={dims[m]} is too large for data[{m!r}] of shape "
+                    f"{feats[m].shape}: need n_features >= latents and more than twice as many rows"
+                )
+        X = np.concatenate([feats[m] for m in self.modalities_], axis=1)
+        self.feature_mean_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        if np.any(scale == 0):
+            cols = [c for m in self.modalities_ for c in self.feature_names_[m]]
+            raise ValueError(f"data has constant feature(s) {[cols[j] for j in np.flatnonzero(scale == 0)]}")
+        self.feature_scale_ = scale
+        Xs = self._stack(feats)
+
+        self.latent_index_ = [(m, i) for m in self.modalities_ for i in range(dims[m])]
+        self.node_names_ = [_node_name(m, i) for m, i in self.latent_index_]
+        self.config_ = {
+            "n_features": [int(feats[m].shape[1]) for m in self.modalities_],
+            "latent_dims": [dims[m] for m in self.modalities_],
+            "hidden": int(self.hidden),
+            "n_hidden": int(self.n_hidden),
+        }
+        old_threads = torch.get_num_threads()
+        if dev.type == "cpu":
+            torch.set_num_threads(1)  # small networks: threads cost more than they give
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                module = build_module(self.config_)
+            module.beta = float(self.beta)
+            common = dict(
+                batch_size=min(batch_size, n), lr=self.lr, validation_fraction=0.1, device=dev,
+                verbose=self.verbose, clip_grad_norm=10.0,
+            )
+            loss = lambda model, batch: model.loss(batch[0])  # noqa: E731
+            n_warm = max(1, int(round(warmup * max_iter)))
+            h1 = fit_torch(module, loss, Xs, max_iter=n_warm, patience=None,
+                           random_state=seed, **common)
+            # Second stage: full objective, constant penalties so that early stopping
+            # compares like with like.
+            module.lambda_cross = float(self.sparsity)
+            module.lambda_within = 0.1 * float(self.sparsity)
+            module.lambda_dag = 10.0
+            h2 = fit_torch(module, loss, Xs, max_iter=max(1, max_iter - n_warm), patience=self.n_iter_no_change,
+                           random_state=seed + 1, **common)
+        finally:
+            torch.set_num_threads(old_threads)
+        self.module_ = module.cpu().eval()
+        self.history_ = {"warmup": h1.to_dict(), "main": h2.to_dict()}
+        self.n_iter_ = int(h1.n_epochs + h2.n_epochs)
+        self._set_graphs()
+        Z = self._encode(Xs)
+        self.pc_graph_ = self._pc(Z, self.node_names_)
+        return self
+
+    def _set_graphs(self) -> None:
+        import torch
+
+        from crl_neuro.multimodal._module import structure_masks
+
+        with torch.no_grad():
+            B = self.module_.adjacency().cpu().numpy().astype(np.float64)
+        self.adjacency_ = B
+        cross_mask, within_mask = structure_masks(self.config_["latent_dims"])
+        kept = np.where(np.abs(B) > self.threshold, B, 0.0)
+        # a 2-cycle that survives the threshold: keep the stronger direction
+        both = (kept != 0) & (kept.T != 0)
+        kept[both & (np.abs(B) < np.abs(B.T))] = 0.0
+        kept[both & (np.abs(B) == np.abs(B.T)) & np.tril(np.ones_like(both), -1)] = 0.0
+        self.cross_modal_graph_ = np.where(cross_mask, kept, 0.0)
+        self.within_modality_graph_ = np.where(within_mask, kept, 0.0)
+        self.latent_graph_ = Graph.from_adjacency(kept, kind="directed", names=self.node_names_)
+
+    def _encode(self, Xs: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            mean, _ = self.module_.encode(torch.as_tensor(Xs, dtype=torch.float32))
+        return mean.numpy().astype(np.float64)
+
+    def _pc(self, data: np.ndarray, names: list[str]) -> Graph:
+        from crl_neuro.core.discovery import pc
+
+        return pc(data, alpha=self.alpha, indep_test="fisherz", names=names)
+
+    # -- use ----------------------------------------------------------------------------
+    def transform(self, data: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Estimated latents of every modality.
+
+        Parameters
+        ----------
+        data : dict
+            Same modalities (and features) as in :meth:`fit`.
+
+        Returns
+        -------
+        latents : dict
+            Modality -> array (n_samples, latent_dims[modality]) of standardised
+            posterior means.
+        """
+        check_is_fitted(self, "module_")
+        feats = self._features(data, self.modalities_, fitting=False)
+        Z = self._encode(self._stack(feats))
+        out, start = {}, 0
+        for m, k in zip(self.modalities_, self.config_["latent_dims"]):
+            out[m] = Z[:, start:start + k]
+            start += k
+        return out
+
+    def fit_transform(self, data: dict[str, Any], y: Any = None) -> dict[str, np.ndarray]:
+        """Fit and return :meth:`transform` of the training data."""
+        return self.fit(data).transform(data)
+
+    def discover(self, data: dict[str, Any], observed: Any = None) -> Graph:
+        """Causal discovery (PC, causal-learn) over the estimated latents and observed variables.
+
+        Parameters
+        ----------
+        data : dict
+            Modalities as in :meth:`fit`.
+        observed : DataFrame | array | None
+            Extra observed variables with the same rows (e.g. age, condition); a
+            DataFrame's columns name them.
+
+        Returns
+        -------
+        graph : Graph
+            CPDAG over the latents (named ``"{modality}:z{i}"``) followed by the observed
+            variables.
+        """
+        latents = self.transform(data)
+        Z = np.concatenate([latents[m] for m in self.modalities_], axis=1)
+        names = list(self.node_names_)
+        if observed is not None:
+            cols = [str(c) for c in observed.columns] if hasattr(observed, "columns") else None
+            arr = observed.to_numpy() if hasattr(observed, "to_numpy") else observed
+            O = check_data(arr, name="observed", ndim=2 if np.ndim(arr) == 2 else 1, min_samples=2)
+            O = O.reshape(len(O), -1)
+            if O.shape[0] != Z.shape[0]:
+                raise ValueError(f"observed has {O.shape[0]} rows; data have {Z.shape[0]}")
+            names += cols or [f"obs{j}" for j in range(O.shape[1])]
+            Z = np.concatenate([Z, O], axis=1)
+        return self._pc(Z, names)
+
+    def plot(self, ax: Any = None, show_within: bool = True) -> Any:
+        """Draw the latent graph, one column of nodes per modality.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes | None
+            Where to draw (new figure when None).
+        show_within : bool
+            Also draw within-modality edges (grey).
+
+        Returns
+        -------
+        fig : matplotlib Figure
+        """
+        from crl_neuro.multimodal.viz import plot_multimodal_graph
+
+        check_is_fitted(self, "module_")
+        return plot_multimodal_graph(
+            self.cross_modal_graph_, self.latent_index_,
+            within=self.within_modality_graph_ if show_within else None, ax=ax,
+        )
+
+    def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
+        from crl_neuro.multimodal._module import build_module
+
+        config = _decode_json(meta["fitted"]["config_"]["value"])
+        return {"module_": build_module(config)}

@@ -1,0 +1,184 @@
+"""Tests of crl_neuro.multimodal.MultiModalCRL and crl_neuro.datasets.simulate_multimodal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+import crl_neuro
+from crl_neuro.core.graphs import Graph
+from crl_neuro.core.metrics import graph_scores, mcc
+from crl_neuro.datasets.multimodal import simulate_multimodal
+from crl_neuro.multimodal import MultiModalCRL
+
+# Small problem used by the recovery test; the fitted model is shared (module scope).
+SIM_KW = dict(n_samples=1000, n_modalities=2, latent_dims=2, n_layers=1, within_edges=0, random_state=1)
+FIT_KW = dict(max_iter=100, random_state=0)
+
+
+def align_to_truth(sim, latents, adjacency):
+    """Permute an estimated (n_total, n_total) graph into the true latent order (MCC matching)."""
+    perm, offset = [], 0
+    for m in sim.modalities:
+        _, match, _ = mcc(sim.latents[m], latents[m], return_details=True)
+        perm += list(offset + match)
+        offset += latents[m].shape[1]
+    perm = np.asarray(perm)
+    return np.asarray(adjacency)[np.ix_(perm, perm)]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    sim = simulate_multimodal(**SIM_KW)
+    dims = {m: sim.latents[m].shape[1] for m in sim.modalities}
+    est = MultiModalCRL(dims, **FIT_KW).fit(sim.data)
+    return sim, est
+
+
+# -- simulator ------------------------------------------------------------------------
+def test_simulate_multimodal_truth():
+    sim = simulate_multimodal(n_samples=300, n_modalities=3, latent_dims=[3, 4, 3], n_features=[5, 4, 3],
+                              n_layers=2, within_edges=1, random_state=1)
+    assert sim.modalities == ["m1", "m2", "m3"]
+    assert [sim.data[m].shape for m in sim.modalities] == [(300, 5), (300, 4), (300, 3)]
+    assert [sim.latents[m].shape[1] for m in sim.modalities] == [3, 4, 3]
+    t = sim.truth
+    assert len(t.latent_index) == 10 and t.dag.shape == (10, 10)
+    block = np.array([m for m, _ in t.latent_index])
+    same = block[:, None] == block[None, :]
+    assert np.all(t.cross_modal_graph[same] == 0)
+    np.testing.assert_allclose(t.cross_modal_graph + t.within_modality_graph, t.dag)
+    # a DAG along the returned causal order
+    rank = np.empty(10, int)
+    rank[t.order] = np.arange(10)
+    src, dst = np.nonzero(t.dag)
+    assert np.all(rank[src] < rank[dst])
+    # every latent has a cross-modal neighbour (structural sparsity condition of the design)
+    assert np.all((t.cross_modal_graph != 0).any(0) | (t.cross_modal_graph != 0).any(1))
+    # reproducible, and the mixing is invertible: latents are a function of the data
+    again = simulate_multimodal(n_samples=300, n_modalities=3, latent_dims=[3, 4, 3], n_features=[5, 4, 3],
+                                n_layers=2, within_edges=1, random_state=1)
+    np.testing.assert_array_equal(again.data["m2"], sim.data["m2"])
+
+
+def test_simulate_multimodal_bad_input():
+    with pytest.raises(ValueError, match="n_features"):
+        simulate_multimodal(latent_dims=3, n_features=2)
+    with pytest.raises(ValueError, match="latent_dims"):
+        simulate_multimodal(n_modalities=2, latent_dims=[2, 2, 2])
+    with pytest.raises(ValueError, match="slope"):
+        simulate_multimodal(slope=0.0)
+
+
+# -- recovery on ground truth -----------------------------------------------------------
+def test_recovers_latents_and_cross_modal_links(fitted):
+    sim, est = fitted
+    Z = est.transform(sim.data)
+    for m in sim.modalities:
+        assert Z[m].shape == sim.latents[m].shape
+        assert mcc(sim.latents[m], Z[m]) >= 0.9, m
+    est_graph = align_to_truth(sim, Z, est.cross_modal_graph_)
+    scores = graph_scores(sim.truth.cross_modal_graph, est_graph)
+    assert scores["f1"] >= 0.8, scores
+
+
+def test_fitted_attributes(fitted):
+    sim, est = fitted
+    n = sum(sim.latents[m].shape[1] for m in sim.modalities)
+    assert est.latent_index_ == [(m, i) for m in sim.modalities for i in range(2)]
+    assert est.cross_modal_graph_.shape == (n, n)
+    block = np.array([m for m, _ in est.latent_index_])
+    assert np.all(est.cross_modal_graph_[block[:, None] == block[None, :]] == 0)
+    assert isinstance(est.latent_graph_, Graph) and est.latent_graph_.n_nodes == n
+    assert isinstance(est.pc_graph_, Graph)
+    g = est.discover(sim.data, observed=pd.DataFrame({"age": sim.latents["m1"][:, 0] + 1.0}))
+    assert g.names[-1] == "age" and g.n_nodes == n + 1
+    fig = est.plot()
+    assert fig is not None
+
+
+def test_beats_per_modality_ica_on_dependent_latents(fitted):
+    """FastICA per modality assumes independent latents; the cross-modal model does not."""
+    from sklearn.decomposition import FastICA
+
+    sim, est = fitted
+    Z = est.transform(sim.data)
+    ours = np.mean([mcc(sim.latents[m], Z[m]) for m in sim.modalities])
+    ica = np.mean([
+        mcc(sim.latents[m], FastICA(2, random_state=0, max_iter=1000).fit_transform(sim.data[m]))
+        for m in sim.modalities
+    ])
+    assert ours > ica
+
+
+# -- API contract ------------------------------------------------------------------------
+def test_bad_input():
+    rng = np.random.default_rng(0)
+    good = {"a": rng.normal(size=(50, 3)), "b": rng.normal(size=(50, 2))}
+    est = MultiModalCRL({"a": 2, "b": 2}, max_iter=2)
+    with pytest.raises(ValueError, match="same number of rows"):
+        est.fit({"a": good["a"], "b": good["b"][:40]})
+    bad = good["b"].copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match=r"data\['b'\].*NaN"):
+        est.fit({"a": good["a"], "b": bad})
+    with pytest.raises(ValueError, match="missing"):
+        est.fit({"a": good["a"]})
+    with pytest.raises(TypeError, match="data must be a dict"):
+        est.fit([good["a"], good["b"]])
+    with pytest.raises(TypeError, match="latent_dims"):
+        MultiModalCRL([2, 2]).fit(good)
+    with pytest.raises(ValueError, match=r"latent_dims\['b'\]"):
+        MultiModalCRL({"a": 2, "b": 3}).fit(good)
+    with pytest.raises(ValueError, match="sparsity"):
+        MultiModalCRL({"a": 2, "b": 2}, sparsity=-1.0).fit(good)
+    with pytest.raises(NotFittedError):
+        MultiModalCRL({"a": 2, "b": 2}).transform(good)
+    # the caller's arrays are untouched
+    assert not np.isnan(good["b"]).any()
+
+
+def test_dataframes_reproducible_save_load(tmp_path):
+    sim = simulate_multimodal(n_samples=300, latent_dims=2, random_state=3)
+    data = {m: pd.DataFrame(x, columns=[f"{m}_f{j}" for j in range(x.shape[1])]) for m, x in sim.data.items()}
+    before = {m: df.copy() for m, df in data.items()}
+    kw = dict(latent_dims={"m1": 2, "m2": 2}, max_iter=6, random_state=7)
+    est1 = MultiModalCRL(**kw).fit(data)
+    est2 = MultiModalCRL(**kw).fit(data)
+    for m in data:
+        pd.testing.assert_frame_equal(data[m], before[m])
+        np.testing.assert_allclose(est1.transform(data)[m], est2.transform(data)[m])
+    np.testing.assert_allclose(est1.adjacency_, est2.adjacency_)
+    assert est1.feature_names_["m1"] == ["m1_f0", "m1_f1"]
+    path = est1.save(tmp_path / "mm.crl")
+    loaded = crl_neuro.load(path)
+    for m in data:
+        np.testing.assert_allclose(loaded.transform(data)[m], est1.transform(data)[m], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(loaded.cross_modal_graph_, est1.cross_modal_graph_)
+    assert loaded.latent_index_ == est1.latent_index_
+    assert clone(est1).get_params() == est1.get_params()
+
+
+def test_mne_modality():
+    mne = pytest.importorskip("mne")
+    sim = simulate_multimodal(n_samples=60, latent_dims=2, random_state=0)
+    rng = np.random.default_rng(0)
+    sfreq, n_times = 100.0, 200
+    t = np.arange(n_times) / sfreq
+    # EEG epochs whose alpha amplitude follows a latent of modality m1
+    amp = np.exp(0.5 * sim.latents["m1"][:, 0])
+    x = amp[:, None, None] * np.sin(2 * np.pi * 10 * t)[None, None, :] + 0.3 * rng.normal(size=(60, 3, n_times))
+    info = mne.create_info(["C3", "Cz", "C4"], sfreq, "eeg")
+    epochs = mne.EpochsArray(x * 1e-5, info, verbose="error")
+    data = {"eeg": epochs, "physio": sim.data["m2"]}
+    est = MultiModalCRL({"eeg": 2, "physio": 2}, max_iter=4, random_state=0).fit(data)
+    assert len(est.feature_names_["eeg"]) == 3 * 4
+    assert est.transform(data)["eeg"].shape == (60, 2)
+    raw = mne.io.RawArray(x.transpose(1, 0, 2).reshape(3, -1) * 1e-5, info, verbose="error")
+    est_raw = MultiModalCRL({"eeg": 2, "physio": 2}, max_iter=2, random_state=0)
+    est_raw.fit({"eeg": raw, "physio": sim.data["m2"]})  # 2 s windows: 60 rows
+    with pytest.raises(ValueError, match="same number of rows"):
+        est_raw.fit({"eeg": raw, "physio": sim.data["m2"][:30]})
