@@ -41,8 +41,8 @@ Columns
               partition with the same function (blank when unavailable).
 ``graph_f1``  directed F1 of the ROI graph after matching estimated to true ROIs by
               voxel overlap (Hungarian). CausalROIs: its own ``roi_graph_``; the
-              others: the same ROI-level discovery as CausalROIs (conditional Granger
-              with run-specific VAR coefficients) run on the mean time course of each
+              others: the same ROI-level discovery as CausalROIs
+              (:func:`crl_neuro.fmri.roi_causal_graph`, defaults) run on the mean time course of each
               of their ROIs (voxels z-scored per run, as CausalROIs does), so that
               only the partition differs. Edges involving
               unmatched estimated ROIs are ignored.
@@ -110,34 +110,12 @@ def _first(res):
 
 
 def _roi_discovery():
-    """The ROI-level discovery routine of CausalROIs (public name first), else None.
-
-    Mirrors what ``CausalROIs.fit`` does on its ROI means: lag order by BIC when its
-    ``graph_lags`` is "auto", then conditional Granger tests at ``graph_alpha``.
-    """
+    """The ROI-level discovery routine of CausalROIs (:func:`crl_neuro.fmri.roi_causal_graph`), else None."""
     try:
-        import crl_neuro.fmri as fm
-
-        if hasattr(fm, "roi_causal_graph"):
-            return lambda ts: _first(fm.roi_causal_graph(ts))
-    except Exception:
-        pass
-    try:
-        from crl_neuro.fmri import causal_rois as cr
-
-        d = cr.CausalROIs(n_rois=2).get_params()
-        alpha = d.get("graph_alpha", 0.05)
-        lags = d.get("graph_lags", d.get("n_lags", 1))
-
-        def run(ts):
-            p = cr._select_lags(ts, 3) if lags == "auto" and hasattr(cr, "_select_lags") else int(
-                lags if lags != "auto" else 1
-            )
-            return cr._granger_graph(ts, p, alpha)[0]
-
-        return run
+        from crl_neuro.fmri import roi_causal_graph
     except Exception:
         return None
+    return lambda ts: _first(roi_causal_graph(ts))
 
 
 def _fallback_granger(ts, alpha=0.05):

@@ -12,10 +12,11 @@ cleanly when the data are absent.
 Methods (each run per subject on that subject's series; nodes z-scored)
 -----------------------------------------------------------------------
 ``CausalROIs graph``  the ROI-level discovery of :class:`crl_neuro.fmri.CausalROIs`
-                      as its ``fit`` runs it (at the time of writing: lag order by BIC,
-                      conditional Granger F tests with run-specific VAR coefficients at
-                      its default level; one run per subject here, so the across-run
-                      changes it can exploit are absent).
+                      (:func:`crl_neuro.fmri.roi_causal_graph`, ``method="auto"``):
+                      conditional Granger layer + PC on the VAR innovations, oriented
+                      by the Hyvarinen-Smith tanh likelihood ratio when the
+                      instantaneous dependence dominates (as on NetSim). One run per
+                      subject here, so across-run changes are absent.
 ``PC (fisherz)``      causal-learn PC, alpha 0.05 (CPDAG; undirected edges count as
                       adjacent, half right in direction accuracy).
 ``partial corr``      Fisher-z test of the full partial correlation, alpha 0.05
@@ -202,32 +203,13 @@ def _first(res):
 
 
 def _crl_discovery():
-    """CausalROIs' ROI-level discovery (public name first), as ``CausalROIs.fit`` runs it."""
+    """CausalROIs' ROI-level discovery (:func:`crl_neuro.fmri.roi_causal_graph`, defaults)."""
     try:
-        import crl_neuro.fmri as fm
-
-        if hasattr(fm, "roi_causal_graph"):
-            return lambda x: ((_first(fm.roi_causal_graph([_z(x)])) != 0).astype(float), True)
-    except Exception:
-        pass
-    try:
-        from crl_neuro.fmri import causal_rois as cr
-
-        d = cr.CausalROIs(n_rois=2).get_params()
-        alpha = d.get("graph_alpha", 0.05)
-        lags = d.get("graph_lags", d.get("n_lags", 1))
-
-        def run(x):
-            ts = [_z(x)]
-            p = cr._select_lags(ts, 3) if lags == "auto" and hasattr(cr, "_select_lags") else int(
-                lags if lags != "auto" else 1
-            )
-            return (cr._granger_graph(ts, p, alpha)[0] != 0).astype(float), True
-
-        return run
+        from crl_neuro.fmri import roi_causal_graph
     except Exception as err:
         print(f"[CausalROIs ROI-level discovery unavailable: {err}]")
         return None
+    return lambda x: ((_first(roi_causal_graph([_z(x)])) != 0).astype(float), True)
 
 
 # ----------------------------------------------------------------------------- scoring
