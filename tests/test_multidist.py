@@ -135,7 +135,7 @@ def test_bad_input(problem):
     with pytest.raises(ValueError, match="domains has"):
         MultiDistributionCRL(2).fit(X[:3000], dom[:100])
     with pytest.raises(ValueError, match="mixing"):
-        MultiDistributionCRL(2, mixing="nonlinear").fit(Xs, ds)
+        MultiDistributionCRL(2, mixing="quadratic").fit(Xs, ds)
     with pytest.raises(TypeError, match="n_latents"):
         MultiDistributionCRL(2.5).fit(X[:3000], dom[:3000])
     with pytest.raises(ValueError, match="sparsity"):

@@ -581,18 +581,25 @@ class MultiDistributionCRL(BaseCRLEstimator):
     ----------
     n_latents : int
         Number of latent variables ``k``.
-    mixing : {"linear"}
-        Mixing model. Only ``"linear"`` is available; the nonlinear (VAE) path of
-        Zhang et al. (2024) is planned (issue 5).
+    mixing : {"linear", "nonlinear"}
+        Mixing model. ``"linear"``: the joint-sparse unmixing described in the
+        module docstring (numpy). ``"nonlinear"``: ``x = g(z)`` with ``g``
+        injective and smooth, fitted by the VAE of Zhang et al. (2024) whose prior
+        is a domain-conditioned flow per latent given its predecessors through a
+        learnable adjacency with an L1 penalty (torch; see
+        :func:`crl_neuro.core.nonlinear.fit_nonlinear`).
     sparsity : "auto" | float
-        Penalty on the latent Markov network. ``"auto"``: the theory penalty
-        (universal threshold of the group score, see :func:`fit_joint_sparse`)
-        during refinement and extended BIC over a penalty path for the network;
-        a float ``c >= 0`` uses ``c`` times the theory penalty throughout.
-    max_iter : int
-        Maximum number of alternations (Theta-step / W-step).
-    device : str
-        Accepted for API compatibility (the linear path runs on numpy, CPU).
+        Penalty on the latent Markov network. Linear: ``"auto"`` uses the theory
+        penalty (universal threshold of the group score, see
+        :func:`fit_joint_sparse`) during refinement and extended BIC over a
+        penalty path for the network; a float ``c >= 0`` uses ``c`` times the
+        theory penalty throughout. Nonlinear: final weight of the L1 penalty on
+        the adjacency (``"auto"`` = 1.0, reached after a warm-up and a ramp).
+    max_iter : int | None
+        Linear: maximum number of alternations (default 100). Nonlinear: maximum
+        number of epochs (default 200).
+    device : {"cpu", "cuda", "auto"}
+        Torch device of the nonlinear path (the linear path runs on numpy, CPU).
     random_state : int | RandomState | None
         Seeds the random restarts of :func:`sparsity_search`.
     verbose : int
@@ -601,7 +608,13 @@ class MultiDistributionCRL(BaseCRLEstimator):
     Attributes
     ----------
     unmixing_ : ndarray, shape (n_latents, n_features)
-        ``transform(X) = (X - mean_) @ unmixing_.T``.
+        ``transform(X) = (X - mean_) @ unmixing_.T`` (linear mixing only; so are
+        ``mixing_``, ``mean_``, ``domain_precisions_``, ``changing_edges_``,
+        ``n_eff_`` and ``penalty_``).
+    module_ : torch.nn.Module
+        Trained VAE (nonlinear mixing only; ``config_`` rebuilds it, ``adjacency_``
+        is its learned latent adjacency ``[j, i]``: ``j -> i``, ``history_`` the
+        per-epoch losses).
     mixing_ : ndarray, shape (n_features, n_latents)
         Pseudo-inverse of the unmixing (sensor patterns of the latents).
     mean_ : ndarray, shape (n_features,)
@@ -633,7 +646,7 @@ class MultiDistributionCRL(BaseCRLEstimator):
         n_latents: int,
         mixing: str = "linear",
         sparsity: Any = "auto",
-        max_iter: int = 100,
+        max_iter: int | None = None,
         device: str = "cpu",
         random_state: Any = None,
         verbose: int = 0,
@@ -647,13 +660,14 @@ class MultiDistributionCRL(BaseCRLEstimator):
         self.verbose = verbose
 
     def _check_params(self) -> None:
-        check_choice(self.mixing, "mixing", ["linear"])
+        check_choice(self.mixing, "mixing", ["linear", "nonlinear"])
         if not (isinstance(self.sparsity, str) and self.sparsity == "auto"):
             if isinstance(self.sparsity, str):
                 raise ValueError(f"sparsity must be 'auto' or a number >= 0, got {self.sparsity!r}")
             check_float(self.sparsity, "sparsity", min_value=0.0)
-        check_int(self.max_iter, "max_iter", min_value=1)
-        check_choice(self.device, "device", ["cpu", "cuda"])
+        if self.max_iter is not None:
+            check_int(self.max_iter, "max_iter", min_value=1)
+        check_choice(self.device, "device", ["cpu", "cuda", "auto"])
 
     def fit(self, X: Any, domains: Any, init_unmixing: Any = None) -> "MultiDistributionCRL":
         """Fit the unmixing and the latent Markov network.
@@ -677,6 +691,11 @@ class MultiDistributionCRL(BaseCRLEstimator):
         X = check_data(X, "X", ndim=2, min_samples=3)
         labels, codes = check_domains(domains, X.shape[0], min_per_domain=3)
         k = check_n_latents(self.n_latents, X, "n_latents")
+        if self.mixing == "nonlinear":
+            if init_unmixing is not None:
+                raise ValueError("init_unmixing is only used with mixing='linear'")
+            return self._fit_nonlinear(X, labels, codes, k)
+        max_iter = 100 if self.max_iter is None else self.max_iter
         mean = X.mean(axis=0)
         # Domain-centred pooled covariance -> k-dim whitening (signal subspace).
         Xc = np.empty_like(X)
@@ -710,10 +729,11 @@ class MultiDistributionCRL(BaseCRLEstimator):
             W0 = sparsity_search(covs, n_eff, U0 @ np.linalg.pinv(V), random_state=self.random_state)
         # The search optimises the unmixing; the alternation then estimates the network.
         res = fit_joint_sparse(
-            covs, n_eff, W0, sparsity=self.sparsity, max_iter=self.max_iter, update_W=False
+            covs, n_eff, W0, sparsity=self.sparsity, max_iter=max_iter, update_W=False
         )
         W = res["W"]
         self.mean_ = mean
+        self.n_features_in_ = X.shape[1]
         self.unmixing_ = W @ V
         self.mixing_ = np.linalg.pinv(self.unmixing_)
         self.domain_precisions_ = res["precisions"]
@@ -745,13 +765,44 @@ class MultiDistributionCRL(BaseCRLEstimator):
         -------
         Z : ndarray, shape (n_samples, n_latents)
         """
-        check_is_fitted(self, "unmixing_")
+        check_is_fitted(self, "markov_network_")
         X = check_data(X, "X", ndim=2, min_samples=1)
-        if X.shape[1] != self.unmixing_.shape[1]:
+        if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"X has {X.shape[1]} features but the estimator was fitted with {self.unmixing_.shape[1]}"
+                f"X has {X.shape[1]} features but the estimator was fitted with {self.n_features_in_}"
             )
+        if self.mixing == "nonlinear":
+            from crl_neuro.core.nonlinear import encode
+
+            return encode(self.module_, X, "cpu")
         return (X - self.mean_) @ self.unmixing_.T
+
+    def _fit_nonlinear(
+        self, X: np.ndarray, labels: np.ndarray, codes: np.ndarray, k: int
+    ) -> "MultiDistributionCRL":
+        from crl_neuro.core.nonlinear import fit_nonlinear
+
+        module, info = fit_nonlinear(
+            X, codes, k,
+            sparsity=1.0 if isinstance(self.sparsity, str) else float(self.sparsity),
+            max_iter=200 if self.max_iter is None else self.max_iter,
+            device=self.device, random_state=self.random_state, verbose=self.verbose,
+        )
+        self.module_ = module.cpu().eval()
+        self.config_ = dict(info["config"])
+        self.adjacency_ = np.asarray(info["adjacency"], float)
+        self.markov_network_ = np.asarray(info["markov_network"], bool)
+        self.history_ = {key: list(v) for key, v in info["history"].items()}
+        self.n_iter_ = int(info["n_iter"])
+        self.domains_ = labels
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
+        from crl_neuro.core.base import _decode_json
+        from crl_neuro.core.nonlinear import build_module
+
+        return {"module_": build_module(_decode_json(meta["fitted"]["config_"]["value"]))}
 
     def fit_transform(self, X: Any, domains: Any) -> np.ndarray:
         """Fit and return the latents of ``X``."""
