@@ -47,7 +47,9 @@ def plot_patterns(
     k = patterns.shape[1]
     ncol = min(k, 5)
     nrow = int(np.ceil(k / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(2.2 * ncol, 2.3 * nrow), squeeze=False)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(2.2 * ncol, 2.3 * nrow + 0.4), squeeze=False, layout="constrained"
+    )
     for j, ax in enumerate(axes.ravel()):
         if j >= k:
             ax.set_axis_off()
