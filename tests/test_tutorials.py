@@ -1,7 +1,8 @@
 """Run every tutorial script in its quick mode so that none can rot.
 
 Each script runs in a fresh interpreter (as a user would run it) with
-``CRL_NEURO_TUTORIAL_QUICK=1`` and the non-interactive Agg backend.
+``CRL_NEURO_TUTORIAL_QUICK=1`` and the non-interactive Agg backend (about a minute in
+all, so they run by default and in CI).
 """
 
 import os
@@ -14,7 +15,6 @@ import pytest
 TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("*.py"))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("script", TUTORIALS, ids=[p.name for p in TUTORIALS])
 def test_tutorial_runs(script, tmp_path):
     env = dict(os.environ, CRL_NEURO_TUTORIAL_QUICK="1", MPLBACKEND="Agg")
