@@ -1,1 +1,18 @@
-"""crl_neuro.rl."""
+"""crl_neuro.rl: world models with four identifiable latent blocks (IFactor).
+
+Blocks: controllable/uncontrollable × reward-relevant/irrelevant (Liu, Huang et al.,
+NeurIPS 2023). :class:`IFactorWorldModel` learns them from trajectories;
+:mod:`crl_neuro.rl.envs` provides Gymnasium environments with the true blocks.
+"""
+
+from crl_neuro.rl.envs import BLOCK_KEYS, DistractorCartPole, FourBlockMDP, collect_episodes
+from crl_neuro.rl.world_model import IFactorWorldModel, block_r2_matrix
+
+__all__ = [
+    "BLOCK_KEYS",
+    "DistractorCartPole",
+    "FourBlockMDP",
+    "IFactorWorldModel",
+    "block_r2_matrix",
+    "collect_episodes",
+]

@@ -1,0 +1,629 @@
+"""IFactor-style world model: a sequential VAE whose latent state has four blocks.
+
+Implementation of the principles of Liu, Huang, Zhu, Tian, Gong, Yu & Zhang,
+"Learning World Models with Identifiable Factorization" (NeurIPS 2023); no code
+of theirs was used (none is public).
+
+Model (per time step ``t``, latent ``s_t = [s^{ar}, s^{ār}, s^{ar̄}, s^{ār̄}]``):
+
+* encoder ``q(s_t | o_t)``: diagonal Gaussian from an MLP of the observation;
+* decoder ``p(o_t | s_t)``: Gaussian, MLP mean, learned per-feature scale;
+* block transition priors, one MLP per block, diagonal Gaussian:
+  ``p(s^{ar}_t | s_{t-1}, a_{t-1})``, ``p(s^{ār}_t | s_{t-1})``,
+  ``p(s^{ar̄}_t | s_{t-1}, a_{t-1})``, ``p(s^{ār̄}_t | s_{t-1})`` — the action only
+  enters the controllable blocks. ``transition_inputs="full"`` lets each block see
+  the whole ``s_{t-1}`` (the general factorisation of the paper); ``"own"`` restricts
+  it to its own past, a stronger assumption that, when it holds, helps a lot (on
+  :class:`~crl_neuro.rl.envs.FourBlockMDP`, whose blocks evolve separately, mean
+  diagonal R² 0.69 vs 0.39; ``benchmarks/bench_rl.py``);
+* reward ``p(r_t | s^{ar}_t, s^{ār}_t)``: Gaussian, MLP of the two relevant blocks only.
+
+Information terms (all on posterior samples, weights ``action_weight``,
+``reward_weight`` and ``adversarial_weight``):
+
+* action information *kept* in each controllable block: an inverse model per block
+  predicts ``a_{t-1}`` from ``(s^k_{t-1}, s^k_t)``; its squared error is minimised
+  by encoder and predictor (a variational lower bound on I(a_{t-1}; s^k_t | s^k_{t-1})
+  up to constants);
+* action information *removed* from the uncontrollable blocks: an adversary regresses
+  ``a_{t-1}`` on ``(s^{ā}_{t-1}, s^{ā}_t)`` (detached), estimating
+  ``E[a_{t-1} | s^{ā}_{t-1}, s^{ā}_t]``; the encoder minimises the squared norm of that
+  estimate (through frozen adversary weights), i.e. the action variance the
+  uncontrollable blocks explain (a regression proxy of the mutual information);
+* reward information *removed* from the irrelevant blocks: the same game with an
+  adversary regressing ``r_t`` on ``s^{r̄}_t`` (both irrelevant blocks);
+* reward information *kept* in the relevant blocks is the reward likelihood itself.
+
+The adversaries use unconditional predictions (no ``s_{t-1}`` of the other blocks),
+which matches the paper's independence constraints when the irrelevant /
+uncontrollable blocks do not depend on the others and the data come from an
+exploratory (state-independent) policy.
+
+``factorized=False`` gives the plain unfactorised world model used as a baseline
+(one latent, one transition MLP of ``(s_{t-1}, a_{t-1})``, reward from all of ``s_t``,
+no information terms); the split of its latent into four "blocks" is arbitrary.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from crl_neuro.core.base import BaseCRLEstimator, _decode_json, check_is_fitted
+from crl_neuro.core.training import fit_torch, resolve_device, torch_seed
+from crl_neuro.core.validation import check_choice, check_float, check_int
+from crl_neuro.rl.envs import BLOCK_KEYS
+
+__all__ = ["IFactorWorldModel", "block_r2_matrix"]
+
+_CONTROLLABLE = (True, False, True, False)
+_RELEVANT = (True, True, False, False)
+
+
+# ----------------------------------------------------------------------------- modules
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(nn.ELU())
+    return nn.Sequential(*layers)
+
+
+def _explained_variance_game(adversary: nn.Module, x: torch.Tensor, target: torch.Tensor,
+                             scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Losses of the adversary and of the encoder for "``x`` carries no information on ``target``".
+
+    The adversary regresses the (standardised) target on detached features, so it
+    estimates ``E[target | x]``; the encoder, through a copy of the adversary whose
+    weights are frozen, minimises ``E[E[target | x]^2]``, the variance of the target
+    that ``x`` explains. Unlike a gradient-reversal layer on the adversary's error,
+    this cannot be won by making the prediction wrong in an informative way.
+    """
+    adv_loss = ((adversary(x.detach()) - target) ** 2).mean()
+    frozen = {k: v.detach() for k, v in adversary.named_parameters()}
+    pred = torch.func.functional_call(adversary, frozen, (x,))
+    enc_loss = scale * (pred ** 2).mean()
+    return adv_loss, enc_loss
+
+
+def _kl_normal(mq, lq, mp, lp):
+    """KL(N(mq, e^{lq}) || N(mp, e^{lp})) per element, log-variances ``lq``, ``lp``."""
+    return 0.5 * (lp - lq + (torch.exp(lq) + (mq - mp) ** 2) * torch.exp(-lp) - 1.0)
+
+
+class _IFactorNet(nn.Module):
+    """The networks of :class:`IFactorWorldModel` (see the module docstring)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.config = dict(config)
+        dims = [int(d) for d in config["block_dims"]]
+        self.dims = dims
+        self.offsets = np.concatenate([[0], np.cumsum(dims)]).tolist()
+        n, h = sum(dims), int(config["hidden"])
+        n_obs, n_act = int(config["obs_dim"]), int(config["action_dim"])
+        self.factorized = bool(config["factorized"])
+        self.encoder = _mlp([n_obs, h, h, 2 * n])
+        self.decoder = _mlp([n, h, h, n_obs])
+        self.obs_log_std = nn.Parameter(torch.zeros(n_obs))
+        if self.factorized:
+            full = config["transition_inputs"] == "full"
+            self.priors = nn.ModuleList()
+            for k, d in enumerate(dims):
+                n_in = (n if full else d) + (n_act if _CONTROLLABLE[k] else 0)
+                self.priors.append(_mlp([n_in, h, 2 * d]))
+            n_rel = dims[0] + dims[1]
+            self.reward = _mlp([n_rel, h, 1])
+            self.inverse = nn.ModuleList(
+                [_mlp([2 * dims[0], h, n_act]), _mlp([2 * dims[2], h, n_act])]
+            )
+            self.adv_action = _mlp([2 * (dims[1] + dims[3]), h, n_act])
+            self.adv_reward = _mlp([dims[2] + dims[3], h, 1])
+        else:
+            self.priors = nn.ModuleList([_mlp([n + n_act, h, h, 2 * n])])
+            self.reward = _mlp([n, h, 1])
+        self.reward_log_std = nn.Parameter(torch.zeros(()))
+
+    def block(self, s: torch.Tensor, k: int) -> torch.Tensor:
+        return s[..., self.offsets[k]:self.offsets[k + 1]]
+
+    def encode(self, o: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.encoder(o)
+        n = out.shape[-1] // 2
+        return out[..., :n], out[..., n:].clamp(-10.0, 4.0)
+
+    def prior(self, s_prev: torch.Tensor, a_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance of ``p(s_t | s_{t-1}, a_{t-1})``."""
+        if not self.factorized:
+            out = self.priors[0](torch.cat([s_prev, a_prev], -1))
+            n = out.shape[-1] // 2
+            return s_prev + out[..., :n], out[..., n:].clamp(-10.0, 4.0)
+        full = self.config["transition_inputs"] == "full"
+        means, logvars = [], []
+        for k, net in enumerate(self.priors):
+            own = self.block(s_prev, k)
+            x = s_prev if full else own
+            if _CONTROLLABLE[k]:
+                x = torch.cat([x, a_prev], -1)
+            out = net(x)
+            d = self.dims[k]
+            means.append(own + out[..., :d])  # residual: blocks persist over a step
+            logvars.append(out[..., d:].clamp(-10.0, 4.0))
+        return torch.cat(means, -1), torch.cat(logvars, -1)
+
+    def predict_reward(self, s: torch.Tensor) -> torch.Tensor:
+        if self.factorized:
+            s = torch.cat([self.block(s, 0), self.block(s, 1)], -1)
+        return self.reward(s).squeeze(-1)
+
+    def losses(self, o, a, r, adv_scale: float = 1.0) -> dict[str, torch.Tensor]:
+        """All loss terms for a batch of windows ``o`` (B, T, D), ``a`` (B, T, A), ``r`` (B, T)."""
+        mq, lq = self.encode(o)
+        s = mq + torch.exp(0.5 * lq) * torch.randn_like(mq)
+        rec = self.decoder(s)
+        ls = self.obs_log_std
+        nll_obs = (0.5 * ((o - rec) * torch.exp(-ls)) ** 2 + ls + 0.5 * math.log(2 * math.pi)).sum(-1).mean()
+        mp, lp = self.prior(s[:, :-1], a[:, :-1])
+        kl = _kl_normal(mq[:, 1:], lq[:, 1:], mp, lp).sum(-1).mean()
+        kl0 = _kl_normal(mq[:, :1], lq[:, :1], torch.zeros_like(mq[:, :1]),
+                         torch.zeros_like(lq[:, :1])).sum(-1).mean()
+        T = o.shape[1]
+        kl_total = (kl * (T - 1) + kl0) / T
+        lr_ = self.reward_log_std
+        r_hat = self.predict_reward(s)
+        nll_rew = (0.5 * ((r - r_hat) * torch.exp(-lr_)) ** 2 + lr_).mean()
+        out = {"obs": nll_obs, "kl": kl_total, "reward": nll_rew}
+        if self.factorized:
+            a_prev = a[:, :-1]
+            inv = 0.0
+            for j, k in enumerate((0, 2)):
+                sk = self.block(s, k)
+                pred = self.inverse[j](torch.cat([sk[:, :-1], sk[:, 1:]], -1))
+                inv = inv + ((pred - a_prev) ** 2).mean()
+            out["inverse"] = inv
+            su = torch.cat([self.block(s, 1), self.block(s, 3)], -1)
+            adv, enc = _explained_variance_game(
+                self.adv_action, torch.cat([su[:, :-1], su[:, 1:]], -1), a_prev, adv_scale)
+            out["adv_action"], out["enc_action"] = adv, enc
+            sr = torch.cat([self.block(s, 2), self.block(s, 3)], -1)
+            adv, enc = _explained_variance_game(self.adv_reward, sr, r.unsqueeze(-1), adv_scale)
+            out["adv_reward"], out["enc_reward"] = adv, enc
+        return out
+
+
+def _build_net(config: dict[str, Any]) -> _IFactorNet:
+    return _IFactorNet(config)
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_sequences(X: Any, name: str, ndim: int) -> np.ndarray:
+    if X is None:
+        raise TypeError(f"{name} must be an array-like of numbers, got None")
+    arr = np.asarray(X)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must contain numbers, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        layout = "(n_episodes, n_steps)" if ndim == 2 else "(n_episodes, n_steps, n_features)"
+        raise ValueError(f"{name} must be {ndim}D {layout}, got an array of shape {arr.shape}")
+    arr = np.array(arr, dtype=np.float64, copy=True)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains {int(np.sum(~np.isfinite(arr)))} NaN or infinite value(s)")
+    return arr
+
+
+def _check_block_dims(block_dims: Any) -> list[int]:
+    if not isinstance(block_dims, dict):
+        raise TypeError(
+            f"block_dims must be a dict with keys {list(BLOCK_KEYS)}, got {type(block_dims).__name__}"
+        )
+    missing = [k for k in BLOCK_KEYS if k not in block_dims]
+    extra = [k for k in block_dims if k not in BLOCK_KEYS]
+    if missing or extra:
+        raise ValueError(
+            f"block_dims must have exactly the keys {list(BLOCK_KEYS)}; missing {missing}, "
+            f"unknown {extra}"
+        )
+    return [check_int(block_dims[k], f"block_dims[{k!r}]", min_value=1) for k in BLOCK_KEYS]
+
+
+# ----------------------------------------------------------------------------- estimator
+class IFactorWorldModel(BaseCRLEstimator):
+    """World model with four identifiable latent blocks (IFactor).
+
+    See :mod:`crl_neuro.rl.world_model` for the exact model and information terms.
+
+    Parameters
+    ----------
+    block_dims : dict
+        Latent size of each block, keys ``"controllable_relevant"``,
+        ``"uncontrollable_relevant"``, ``"controllable_irrelevant"``,
+        ``"uncontrollable_irrelevant"``.
+    hidden : int
+        Width of the MLPs.
+    factorized : bool
+        ``False`` fits a plain unfactorised world model (baseline; no block structure,
+        no information terms).
+    transition_inputs : {"full", "own"}
+        Whether each block's transition sees the whole previous state or only its own block.
+    action_weight : float
+        Weight of the inverse-model (action information kept) term.
+    reward_weight : float
+        Weight of the reward likelihood (the reward is one number against a whole
+        observation: without a large weight the relevant blocks are not pinned down).
+    adversarial_weight : float
+        Weight of the two adversarial (information removed) terms; 0 disables them.
+        ``action_weight=0`` and ``adversarial_weight=0`` give the block-structured
+        sequential VAE without information terms.
+    kl_weight : float
+        Weight of the KL term of the ELBO.
+    seq_len : int
+        Episodes are cut into windows of this many steps for training.
+    max_iter, batch_size, lr : int, int, float
+        Epochs, windows per mini-batch and Adam learning rate.
+    device : str
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    random_state : int | None
+        Seed; on CPU the same seed gives the same result.
+    verbose : int
+        0 silent, 1 progress bar.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained networks (eval mode, CPU).
+    config_ : dict
+        Network configuration (rebuilds ``module_`` on load).
+    obs_mean_, obs_scale_, action_mean_, action_scale_ : ndarray
+        Standardisation of observations and actions.
+    reward_mean_, reward_scale_ : float
+        Standardisation of the reward.
+    history_ : dict
+        Training history (see :class:`crl_neuro.core.training.TrainingHistory`).
+    n_features_in_ : int
+        Observation size.
+
+    References
+    ----------
+    Liu, Huang, Zhu, Tian, Gong, Yu & Zhang (2023). Learning world models with
+    identifiable factorization. NeurIPS.
+    """
+
+    def __init__(
+        self,
+        block_dims: dict,
+        hidden: int = 64,
+        factorized: bool = True,
+        transition_inputs: str = "full",
+        action_weight: float = 5.0,
+        reward_weight: float = 20.0,
+        adversarial_weight: float = 3.0,
+        kl_weight: float = 1.0,
+        seq_len: int = 10,
+        max_iter: int = 300,
+        batch_size: int = 16,
+        lr: float = 3e-3,
+        device: str = "cpu",
+        random_state: int | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.block_dims = block_dims
+        self.hidden = hidden
+        self.factorized = factorized
+        self.transition_inputs = transition_inputs
+        self.action_weight = action_weight
+        self.reward_weight = reward_weight
+        self.adversarial_weight = adversarial_weight
+        self.kl_weight = kl_weight
+        self.seq_len = seq_len
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.lr = lr
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- helpers ----------------------------------------------------------------
+    def _check_obs_actions(self, observations, actions, fitted: bool):
+        O = _check_sequences(observations, "observations", 3)
+        A = _check_sequences(actions, "actions", 3)
+        if A.shape[:2] != O.shape[:2]:
+            raise ValueError(
+                f"actions must have shape (n_episodes, n_steps, action_dim) = "
+                f"({O.shape[0]}, {O.shape[1]}, ...) like observations, got {A.shape}"
+            )
+        if fitted:
+            if O.shape[2] != self.n_features_in_:
+                raise ValueError(
+                    f"observations have {O.shape[2]} features; the model was fitted on "
+                    f"{self.n_features_in_}"
+                )
+            if A.shape[2] != self.config_["action_dim"]:
+                raise ValueError(
+                    f"actions have {A.shape[2]} dimensions; the model was fitted on "
+                    f"{self.config_['action_dim']}"
+                )
+        return O, A
+
+    def _std_obs(self, O):
+        return (O - self.obs_mean_) / self.obs_scale_
+
+    def _std_act(self, A):
+        return (A - self.action_mean_) / self.action_scale_
+
+    # -- API ------------------------------------------------------------------------
+    def fit(self, observations: Any, actions: Any, rewards: Any) -> "IFactorWorldModel":
+        """Fit the world model on trajectories.
+
+        Parameters
+        ----------
+        observations : array-like, shape (n_episodes, n_steps, obs_dim)
+        actions : array-like, shape (n_episodes, n_steps, action_dim)
+            ``actions[:, t]`` is taken after observing ``observations[:, t]`` and drives
+            step ``t + 1``; discrete actions one-hot.
+        rewards : array-like, shape (n_episodes, n_steps)
+            ``rewards[:, t]`` depends on the state at ``t``.
+
+        Returns
+        -------
+        self : IFactorWorldModel
+        """
+        dims = _check_block_dims(self.block_dims)
+        hidden = check_int(self.hidden, "hidden", min_value=1)
+        if not isinstance(self.factorized, (bool, np.bool_)):
+            raise TypeError(f"factorized must be a bool, got {type(self.factorized).__name__}")
+        check_choice(self.transition_inputs, "transition_inputs", ["full", "own"])
+        for name in ("action_weight", "reward_weight", "adversarial_weight", "kl_weight"):
+            check_float(getattr(self, name), name, min_value=0.0)
+        seq_len = check_int(self.seq_len, "seq_len", min_value=2)
+        check_int(self.max_iter, "max_iter", min_value=1)
+        check_int(self.batch_size, "batch_size", min_value=1)
+        check_float(self.lr, "lr", min_value=0.0, inclusive=False)
+        check_int(self.verbose, "verbose", min_value=0)
+        dev = resolve_device(self.device)
+        O, A = self._check_obs_actions(observations, actions, fitted=False)
+        R = _check_sequences(rewards, "rewards", 2)
+        if R.shape != O.shape[:2]:
+            raise ValueError(
+                f"rewards must have shape (n_episodes, n_steps) = {O.shape[:2]}, got {R.shape}"
+            )
+        if O.shape[1] < seq_len:
+            raise ValueError(f"episodes have {O.shape[1]} steps, fewer than seq_len={seq_len}")
+        n_windows = O.shape[0] * (O.shape[1] // seq_len)
+        if n_windows < 4:
+            raise ValueError(f"too little data: {n_windows} windows of seq_len={seq_len}; need >= 4")
+
+        self.obs_mean_ = O.mean(axis=(0, 1))
+        self.obs_scale_ = O.std(axis=(0, 1)) + 1e-8
+        self.action_mean_ = A.mean(axis=(0, 1))
+        self.action_scale_ = A.std(axis=(0, 1)) + 1e-8
+        self.reward_mean_ = float(R.mean())
+        self.reward_scale_ = float(R.std() + 1e-8)
+        On, An = self._std_obs(O), self._std_act(A)
+        Rn = (R - self.reward_mean_) / self.reward_scale_
+
+        def windows(X):
+            T = (X.shape[1] // seq_len) * seq_len
+            return X[:, :T].reshape(X.shape[0] * (T // seq_len), seq_len, *X.shape[2:])
+
+        data = tuple(torch.as_tensor(windows(X), dtype=torch.float32) for X in (On, An, Rn))
+        config = {
+            "block_dims": dims, "hidden": hidden, "obs_dim": int(O.shape[2]),
+            "action_dim": int(A.shape[2]), "factorized": bool(self.factorized),
+            "transition_inputs": self.transition_inputs,
+        }
+        seed = torch_seed(self.random_state)
+        with torch.random.fork_rng(devices=[]):  # seed the initialisation, not the caller's RNG
+            torch.manual_seed(seed)
+            net = _IFactorNet(config)
+        max_iter = int(self.max_iter)
+        state = {"epoch": 0}
+        w_act, w_rew, w_adv, w_kl = (float(self.action_weight), float(self.reward_weight),
+                                     float(self.adversarial_weight), float(self.kl_weight))
+
+        def loss_fn(model, batch):
+            o, a, r = batch
+            # Adversaries get full strength after a short warm-up of the ELBO.
+            ramp = min(1.0, state["epoch"] / max(1.0, 0.2 * max_iter))
+            parts = model.losses(o, a, r, adv_scale=ramp)
+            loss = parts["obs"] + w_kl * parts["kl"] + w_rew * parts["reward"]
+            if model.factorized:
+                loss = loss + w_act * parts["inverse"]
+                if w_adv > 0:
+                    loss = (loss + parts["adv_action"] + parts["adv_reward"]
+                            + w_adv * (parts["enc_action"] + parts["enc_reward"]))
+            return loss
+
+        def callback(epoch, history, model):
+            state["epoch"] = epoch + 1
+            state["last"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+        history = fit_torch(
+            net, loss_fn, data, max_iter=max_iter, batch_size=int(self.batch_size),
+            lr=float(self.lr), validation_fraction=0.0, patience=None, clip_grad_norm=10.0,
+            callback=callback, device=dev, verbose=self.verbose, random_state=seed,
+        )
+        # fit_torch keeps the lowest-loss epoch; with adversaries the loss is a game
+        # value, so keep the last weights instead.
+        net.load_state_dict(state["last"])
+        self.module_ = net.cpu().eval()
+        self.config_ = config
+        self.n_features_in_ = int(O.shape[2])
+        self.history_ = history.to_dict()
+        return self
+
+    def _encode(self, O: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.as_tensor(self._std_obs(O), dtype=torch.float32)
+            mean, _ = self.module_.encode(x)
+        return mean.numpy().astype(np.float64)
+
+    def _split(self, S: np.ndarray) -> dict[str, np.ndarray]:
+        off = np.concatenate([[0], np.cumsum(self.config_["block_dims"])])
+        return {k: S[..., off[i]:off[i + 1]] for i, k in enumerate(BLOCK_KEYS)}
+
+    def transform(self, observations: Any, actions: Any = None) -> dict[str, np.ndarray]:
+        """Posterior means of the four blocks.
+
+        Parameters
+        ----------
+        observations : array-like, shape (n_episodes, n_steps, obs_dim)
+        actions : array-like, shape (n_episodes, n_steps, action_dim), optional
+            Checked for consistency; the encoder is per step so it does not use them.
+
+        Returns
+        -------
+        blocks : dict
+            Block name -> array (n_episodes, n_steps, block_dim).
+        """
+        check_is_fitted(self, "module_")
+        if actions is None:
+            O = _check_sequences(observations, "observations", 3)
+            if O.shape[2] != self.n_features_in_:
+                raise ValueError(
+                    f"observations have {O.shape[2]} features; the model was fitted on "
+                    f"{self.n_features_in_}"
+                )
+        else:
+            O, _ = self._check_obs_actions(observations, actions, fitted=True)
+        return self._split(self._encode(O))
+
+    def imagine(
+        self,
+        observations: Any,
+        actions: Any,
+        sample: bool = False,
+        random_state: int | None = None,
+    ) -> dict[str, Any]:
+        """Roll the learned dynamics forward from encoded observations.
+
+        Parameters
+        ----------
+        observations : array-like, shape (n_rollouts, obs_dim)
+            Starting observations.
+        actions : array-like, shape (n_rollouts, horizon, action_dim)
+            Actions applied at imagined steps ``0 .. horizon - 1``.
+        sample : bool
+            Draw from the transition priors (``True``) or follow their means.
+        random_state : int | None
+            Seed for ``sample=True``.
+
+        Returns
+        -------
+        rollout : dict
+            ``"blocks"``: dict block -> (n_rollouts, horizon + 1, block_dim) (step 0 is
+            the encoded start); ``"rewards"``: (n_rollouts, horizon + 1) predicted rewards
+            (original units); ``"observations"``: (n_rollouts, horizon + 1, obs_dim) decoded.
+        """
+        check_is_fitted(self, "module_")
+        O0 = _check_sequences(observations, "observations", 2)
+        A = _check_sequences(actions, "actions", 3)
+        if O0.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"observations have {O0.shape[1]} features; the model was fitted on {self.n_features_in_}"
+            )
+        if A.shape[0] != O0.shape[0] or A.shape[2] != self.config_["action_dim"]:
+            raise ValueError(
+                f"actions must have shape ({O0.shape[0]}, horizon, {self.config_['action_dim']}), "
+                f"got {A.shape}"
+            )
+        gen = torch.Generator().manual_seed(torch_seed(random_state))
+        net = self.module_
+        with torch.no_grad():
+            s = torch.as_tensor(self._encode(O0[:, None])[:, 0], dtype=torch.float32)
+            a = torch.as_tensor(self._std_act(A), dtype=torch.float32)
+            states = [s]
+            for t in range(A.shape[1]):
+                mean, logvar = net.prior(s, a[:, t])
+                if sample:
+                    noise = torch.randn(mean.shape, generator=gen)
+                    s = mean + torch.exp(0.5 * logvar) * noise
+                else:
+                    s = mean
+                states.append(s)
+            S = torch.stack(states, 1)
+            rew = net.predict_reward(S).numpy() * self.reward_scale_ + self.reward_mean_
+            obs = net.decoder(S).numpy() * self.obs_scale_ + self.obs_mean_
+        return {"blocks": self._split(S.numpy().astype(np.float64)), "rewards": rew.astype(np.float64),
+                "observations": obs.astype(np.float64)}
+
+    def predict_reward(self, observations: Any) -> np.ndarray:
+        """Predicted reward of each observation, shape (n_episodes, n_steps)."""
+        check_is_fitted(self, "module_")
+        O = _check_sequences(observations, "observations", 3)
+        with torch.no_grad():
+            S = torch.as_tensor(self._encode(O), dtype=torch.float32)
+            r = self.module_.predict_reward(S).numpy()
+        return r * self.reward_scale_ + self.reward_mean_
+
+    def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
+        config = _decode_json(meta["fitted"]["config_"]["value"])
+        return {"module_": _build_net(config)}
+
+
+# ----------------------------------------------------------------------------- evaluation
+def block_r2_matrix(
+    true_blocks: dict,
+    learned_blocks: dict,
+    max_samples: int = 2000,
+    alpha: float = 1e-2,
+    random_state: int | None = 0,
+) -> np.ndarray:
+    """Block-identification R² matrix (true block × learned block).
+
+    Entry ``[i, j]`` is the held-out R² (averaged over the true block's dimensions,
+    clipped at 0) of an RBF kernel ridge regression predicting true block ``i`` from
+    learned block ``j``. Identification up to block-wise invertible maps gives a high
+    diagonal and a low off-diagonal.
+
+    Parameters
+    ----------
+    true_blocks, learned_blocks : dict
+        Block name -> array (..., dim), same leading shape, keys of :data:`BLOCK_KEYS`.
+    max_samples : int
+        Samples drawn (without replacement) for the regressions; 30 % are held out.
+    alpha : float
+        Kernel ridge regularisation (inputs and targets are standardised; ``gamma``
+        is ``1 / (2 * dim)`` of the learned block).
+    random_state : int | None
+        Seeds the subsample and split.
+
+    Returns
+    -------
+    r2 : ndarray, shape (4, 4)
+        Rows: true blocks; columns: learned blocks; in :data:`BLOCK_KEYS` order.
+    """
+    from sklearn.kernel_ridge import KernelRidge
+    from sklearn.metrics import r2_score
+
+    for name, blocks in (("true_blocks", true_blocks), ("learned_blocks", learned_blocks)):
+        if not isinstance(blocks, dict) or any(k not in blocks for k in BLOCK_KEYS):
+            raise ValueError(f"{name} must be a dict with keys {list(BLOCK_KEYS)}")
+    flat_t = [np.asarray(true_blocks[k], dtype=float) for k in BLOCK_KEYS]
+    flat_l = [np.asarray(learned_blocks[k], dtype=float) for k in BLOCK_KEYS]
+    flat_t = [x.reshape(-1, x.shape[-1]) for x in flat_t]
+    flat_l = [x.reshape(-1, x.shape[-1]) for x in flat_l]
+    n = flat_t[0].shape[0]
+    if any(x.shape[0] != n for x in flat_t + flat_l):
+        raise ValueError("true_blocks and learned_blocks must have the same number of samples")
+    rng = np.random.default_rng(random_state)
+    idx = rng.permutation(n)[: min(n, int(max_samples))]
+    n_test = max(1, int(0.3 * idx.size))
+    te, tr = idx[:n_test], idx[n_test:]
+
+    def z(x):
+        return (x - x[tr].mean(0)) / (x[tr].std(0) + 1e-12)
+
+    out = np.zeros((4, 4))
+    for i, yt in enumerate(flat_t):
+        y = z(yt)
+        for j, xl in enumerate(flat_l):
+            x = z(xl)
+            kr = KernelRidge(alpha=alpha, kernel="rbf", gamma=1.0 / (2 * x.shape[1]))
+            kr.fit(x[tr], y[tr])
+            out[i, j] = max(0.0, r2_score(y[te], kr.predict(x[te])))
+    return out
