@@ -90,7 +90,12 @@ class BaseCRLEstimator(BaseEstimator):
     _extra_attributes: tuple[str, ...] = ()
 
     def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
-        """Return freshly built torch modules (name -> module) to load state dicts into."""
+        """Return freshly built torch modules (name -> module) to load state dicts into.
+
+        Called by :func:`load` after every other fitted attribute has been restored,
+        so an implementation can read e.g. ``self.config_``; ``meta`` is the file's
+        decoded ``meta.json``.
+        """
         raise NotImplementedError(
             f"{type(self).__name__} stores torch modules but does not implement _build_modules"
         )
@@ -191,16 +196,19 @@ def load(path: str | Path) -> BaseCRLEstimator:
     cls = _REGISTRY[key]
     params = {k: _decode_json(v) for k, v in meta["params"].items()}
     est = cls(**params)
-    modules = None
+    module_names = []
     for name, enc in meta["fitted"].items():
         if isinstance(enc, dict) and enc.get("__kind__") == "module":
-            if modules is None:
-                modules = est._build_modules(meta)
+            module_names.append(name)
+        else:
+            setattr(est, name, _decode_value(enc, arrays))
+    if module_names:
+        # Every other fitted attribute is set by now, so _build_modules can read them.
+        modules = est._build_modules(meta)
+        for name in module_names:
             if name not in module_blobs or name not in modules:
                 raise ValueError(f"file {str(path)!r} lacks the weights of module {name!r}")
             setattr(est, name, _load_module(modules[name], module_blobs[name]))
-        else:
-            setattr(est, name, _decode_value(enc, arrays))
     est._set_extra_state(extra)
     return est
 

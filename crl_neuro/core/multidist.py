@@ -799,10 +799,9 @@ class MultiDistributionCRL(BaseCRLEstimator):
         return self
 
     def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
-        from crl_neuro.core.base import _decode_json
         from crl_neuro.core.nonlinear import build_module
 
-        return {"module_": build_module(_decode_json(meta["fitted"]["config_"]["value"]))}
+        return {"module_": build_module(self.config_)}
 
     def fit_transform(self, X: Any, domains: Any) -> np.ndarray:
         """Fit and return the latents of ``X``."""

@@ -90,7 +90,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crl_neuro.core.base import BaseCRLEstimator, _decode_json, check_is_fitted
+from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.validation import (
     check_choice,
     check_data,
@@ -814,5 +814,5 @@ class IVAE(BaseCRLEstimator):
         return self.fit(X, domains).transform(X)
 
     def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
-        config = _decode_json(meta["fitted"]["config_"]["value"])
+        config = self.config_
         return {"module_": build_module(config)}

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from crl_neuro.core.base import BaseCRLEstimator, _decode_json, check_is_fitted
+from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.validation import check_float, check_int
 from crl_neuro.generative import _scm
 
@@ -328,7 +328,7 @@ class CausalImageModel(BaseCRLEstimator):
     def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
         from crl_neuro.generative._module import build_module
 
-        config = _decode_json(meta["fitted"]["config_"]["value"])
+        config = self.config_
         return {"module_": build_module(config)}
 
     # -- helpers ------------------------------------------------------------------------

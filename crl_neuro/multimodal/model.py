@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from crl_neuro.core.base import BaseCRLEstimator, _decode_json, check_is_fitted
+from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.graphs import Graph
 from crl_neuro.core.validation import check_data, check_float, check_int
 
@@ -440,5 +440,5 @@ class MultiModalCRL(BaseCRLEstimator):
     def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
         from crl_neuro.multimodal._module import build_module
 
-        config = _decode_json(meta["fitted"]["config_"]["value"])
+        config = self.config_
         return {"module_": build_module(config)}

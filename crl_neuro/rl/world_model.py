@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crl_neuro.core.base import BaseCRLEstimator, _decode_json, check_is_fitted
+from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.training import fit_torch, resolve_device, torch_seed
 from crl_neuro.core.validation import check_choice, check_float, check_int
 from crl_neuro.rl.envs import BLOCK_KEYS
@@ -561,7 +561,7 @@ class IFactorWorldModel(BaseCRLEstimator):
         return r * self.reward_scale_ + self.reward_mean_
 
     def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
-        config = _decode_json(meta["fitted"]["config_"]["value"])
+        config = self.config_
         return {"module_": _build_net(config)}
 
 
