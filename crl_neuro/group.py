@@ -502,9 +502,11 @@ def fit_group(
     done: list[_Outcome] = []
     if tasks:
         try:  # results in completion order (joblib >= 1.4), else in submission order
-            gen = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks)
+            # One subject per task: fits are long enough, and auto-batching would pile
+            # several subjects onto one (Dask) worker.
+            gen = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator_unordered")(tasks)
         except ValueError:  # pragma: no cover - old joblib
-            gen = Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+            gen = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator")(tasks)
         bar = None
         if verbose:
             from tqdm.auto import tqdm
