@@ -20,6 +20,7 @@ __all__ = [
     "check_choice",
     "check_n_latents",
     "check_square",
+    "check_generator",
 ]
 
 
@@ -173,3 +174,23 @@ def check_square(A: Any, name: str, n: int | None = None) -> np.ndarray:
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n}, {n}), got {arr.shape}")
     return arr
+
+
+def check_generator(random_state: Any, name: str = "random_state") -> np.random.Generator:
+    """Return a :class:`numpy.random.Generator` for ``random_state``.
+
+    ``None`` (fresh entropy), a non-negative int (a seed), a ``Generator`` (used
+    as is) or a legacy ``RandomState`` (seeds a new Generator from it).
+    """
+    if random_state is None or (isinstance(random_state, Integral) and not isinstance(random_state, bool)):
+        if random_state is not None and int(random_state) < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {random_state}")
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    raise TypeError(
+        f"{name} must be None, an int, a numpy Generator or RandomState, "
+        f"got {type(random_state).__name__}"
+    )

@@ -45,13 +45,13 @@ from __future__ import annotations
 
 import warnings
 from functools import lru_cache
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
 from sklearn.utils import Bunch
 
-from crl_neuro.core.validation import check_choice, check_float, check_int
+from crl_neuro.core.validation import check_choice, check_float, check_generator, check_int
 
 __all__ = ["simulate_fmri_rois", "true_abstraction_error", "SCENARIOS"]
 
@@ -82,21 +82,6 @@ _BURN_IN = 100
 
 
 # ----------------------------------------------------------------------------- helpers
-def _check_random_state(random_state: Any) -> np.random.Generator:
-    if random_state is None or (isinstance(random_state, Integral) and not isinstance(random_state, bool)):
-        if random_state is not None and int(random_state) < 0:
-            raise ValueError(f"random_state must be a non-negative int, got {random_state}")
-        return np.random.default_rng(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(2**31 - 1))
-    raise TypeError(
-        "random_state must be None, an int, a numpy Generator or RandomState, "
-        f"got {type(random_state).__name__}"
-    )
-
-
 @lru_cache(maxsize=8)
 def _mni_mask(resolution: float) -> tuple[np.ndarray, np.ndarray]:
     """Boolean brain mask on an MNI grid of ``resolution`` mm and its affine (cached)."""
@@ -360,7 +345,7 @@ def simulate_fmri_rois(
         roi_size = check_int(roi_size, "roi_size", min_value=2)
     nuisance = check_float(nuisance, "nuisance", min_value=0.0)
     baseline = check_float(baseline, "baseline", min_value=0.0)
-    rng = _check_random_state(random_state)
+    rng = check_generator(random_state)
 
     # ---------------------------------------------------------------- layout
     mask, affine = _mni_mask(resolution)

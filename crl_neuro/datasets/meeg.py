@@ -24,14 +24,14 @@ import os
 from copy import deepcopy
 import tempfile
 from functools import lru_cache
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
 from scipy.signal import lfilter
 from sklearn.utils import Bunch
 
-from crl_neuro.core.validation import check_choice, check_float, check_int
+from crl_neuro.core.validation import check_choice, check_float, check_generator, check_int
 
 __all__ = ["simulate_meeg_sessions"]
 
@@ -408,20 +408,6 @@ def _background(n_bg, n_times, sfreq, rng) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- helpers
-def _rng(random_state) -> np.random.Generator:
-    if random_state is None or isinstance(random_state, (Integral, np.integer)):
-        if random_state is not None and int(random_state) < 0:
-            raise ValueError(f"random_state must be a non-negative int, got {random_state}")
-        return np.random.default_rng(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    raise TypeError(
-        f"random_state must be None, an int, a numpy Generator or RandomState, got {type(random_state).__name__}"
-    )
-
-
 def _check_range(value, name, positive=True) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in value)
@@ -692,7 +678,7 @@ def simulate_meeg_sessions(
         )
         if noise_cov_duration * sfreq < 2:
             raise ValueError(f"noise_cov_duration={noise_cov_duration} s gives fewer than 2 samples")
-    rng = _rng(random_state)
+    rng = check_generator(random_state)
 
     # ---- causal model
     graphs = _session_graphs(graph, n_sources, n_sessions, weight_range, edge_prob, n_changing_edges, rng)
