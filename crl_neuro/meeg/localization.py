@@ -34,30 +34,31 @@ def _n_ori(forward: Any) -> int:
     return 1 if forward["source_ori"] == FIFF.FIFFV_MNE_FIXED_ORI else 3
 
 
+def _mri_to_head(forward: Any) -> Any:
+    """The MRI -> head transform when the forward's sources are in MRI coordinates, else None."""
+    from mne.io.constants import FIFF
+    from mne.transforms import invert_transform
+
+    if forward["coord_frame"] != FIFF.FIFFV_COORD_MRI:
+        return None
+    trans = forward["mri_head_t"]
+    return trans if trans["from"] == FIFF.FIFFV_COORD_MRI else invert_transform(trans)
+
+
 def _source_pos_head(forward: Any) -> np.ndarray:
     """Source positions in head coordinates (metres)."""
-    from mne.io.constants import FIFF
-    from mne.transforms import apply_trans, invert_transform
+    from mne.transforms import apply_trans
 
     rr = np.asarray(forward["source_rr"], float)
-    if forward["coord_frame"] == FIFF.FIFFV_COORD_MRI:
-        trans = forward["mri_head_t"]
-        if trans["from"] != FIFF.FIFFV_COORD_MRI:
-            trans = invert_transform(trans)
-        rr = apply_trans(trans, rr)
-    return rr
+    trans = _mri_to_head(forward)
+    return rr if trans is None else apply_trans(trans, rr)
 
 
 def _source_nn_head(forward: Any) -> np.ndarray:
     """Orientation basis per source in head coordinates, shape (n_src, n_ori, 3)."""
-    from mne.io.constants import FIFF
-    from mne.transforms import invert_transform
-
     nn = np.asarray(forward["source_nn"], float)
-    if forward["coord_frame"] == FIFF.FIFFV_COORD_MRI:
-        trans = forward["mri_head_t"]
-        if trans["from"] != FIFF.FIFFV_COORD_MRI:
-            trans = invert_transform(trans)
+    trans = _mri_to_head(forward)
+    if trans is not None:
         nn = nn @ trans["trans"][:3, :3].T
     n_src = forward["nsource"]
     return nn.reshape(n_src, _n_ori(forward), 3)
