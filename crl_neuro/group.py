@@ -26,8 +26,10 @@ estimates, morphed to a common subject when a FreeSurfer ``subjects_dir`` exists
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+import socket
 import sys
 import time
 import traceback
@@ -197,6 +199,8 @@ class _Outcome:
     path: Path | None = None
     estimator: Any = None
     error: str | None = None
+    peak_rss: int | None = None  # bytes, peak resident memory of the worker during the fit
+    worker: str | None = None  # "host:pid" of the process that fitted the subject
 
 
 class GroupResult(Mapping):
@@ -216,6 +220,12 @@ class GroupResult(Mapping):
         Subject -> seed given to its clone (``None`` when not set).
     fit_times : dict
         Subject -> fit seconds (0 for skipped subjects).
+    peak_memory : dict
+        Subject -> peak resident memory (bytes) of the worker process while it loaded,
+        fitted and saved that subject (``None`` for skipped subjects, or where the
+        platform cannot tell; see :func:`fit_group`).
+    workers : dict
+        Subject -> ``"host:pid"`` of the process that fitted it (``None`` if skipped).
     fitted, skipped, failed : list of str
         Subjects fitted in this call, found on disk, and failed.
     """
@@ -228,6 +238,8 @@ class GroupResult(Mapping):
         self.errors = {o.subject: o.error for o in outcomes if o.status == "failed"}
         self.seeds = {o.subject: o.seed for o in outcomes}
         self.fit_times = {o.subject: o.seconds for o in outcomes}
+        self.peak_memory = {o.subject: o.peak_rss for o in outcomes}
+        self.workers = {o.subject: o.worker for o in outcomes}
         self.fitted = [o.subject for o in outcomes if o.status == "fitted"]
         self.skipped = [o.subject for o in outcomes if o.status == "skipped"]
         self.failed = list(self.errors)
@@ -249,7 +261,10 @@ class GroupResult(Mapping):
         return len(self._order)
 
     def summary(self):
-        """One row per subject: status, seed, fit seconds, file and error's last line.
+        """One row per subject: status, seed, fit seconds, peak memory, worker, file, error.
+
+        ``peak_rss_mb`` is the worker's peak resident memory during the subject (MiB)
+        and ``error`` the last line of the traceback.
 
         Returns
         -------
@@ -260,9 +275,10 @@ class GroupResult(Mapping):
         rows = []
         for o in self._outcomes.values():
             last = o.error.strip().splitlines()[-1] if o.error else ""
+            mb = None if o.peak_rss is None else o.peak_rss / 2**20
             rows.append(dict(subject=o.subject, status=o.status, seed=o.seed,
-                             fit_seconds=o.seconds, path=None if o.path is None else str(o.path),
-                             error=last))
+                             fit_seconds=o.seconds, peak_rss_mb=mb, worker=o.worker,
+                             path=None if o.path is None else str(o.path), error=last))
         return pd.DataFrame(rows).set_index("subject")
 
     def __repr__(self) -> str:
@@ -299,13 +315,80 @@ def _cap_threads(n: int | None):
     return ctx()
 
 
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak-RSS counter (Linux: ``/proc/self/clear_refs``).
+
+    Returns whether the reset worked, i.e. whether :func:`_peak_rss` will measure
+    from now on rather than over the process lifetime.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss() -> int | None:
+    """Peak resident memory of this process in bytes since :func:`_reset_peak_rss` (Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):  # pragma: no cover - exotic kernels
+        pass
+    return None  # pragma: no cover
+
+
+def _release_memory() -> None:
+    """Give a finished subject's memory back to the OS before the next one.
+
+    glibc keeps part of the freed heap mapped after a fit (about one subject's data
+    for ``SessionCRL``); ``malloc_trim`` returns those pages, so an idle worker
+    between subjects holds only the libraries and the estimator template.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # pragma: no cover - non-glibc libc
+            pass
+
+
 def _fit_one(estimator: Any, subject: str, inputs: Any, fit_params: dict, loader: Callable,
              seed: int | None, out_dir: Path | None, inner_threads: int | None,
              keep_in_memory: bool) -> _Outcome:
     """Worker: load, fit, save atomically. Never raises (failures are returned)."""
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    measured = _reset_peak_rss()
     t0 = time.perf_counter()
+    outcome = _fit_save(estimator, subject, inputs, fit_params, loader, seed, out_dir,
+                        inner_threads, keep_in_memory)
+    outcome.seconds = time.perf_counter() - t0
+    outcome.worker = worker
+    outcome.peak_rss = _peak_rss() if measured else None
+    # Outside the try/except of _fit_save, so that no traceback frame still holds the
+    # subject's data when the memory is handed back.
+    _release_memory()
+    return outcome
+
+
+def _fit_save(estimator: Any, subject: str, inputs: Any, fit_params: dict, loader: Callable,
+              seed: int | None, out_dir: Path | None, inner_threads: int | None,
+              keep_in_memory: bool) -> _Outcome:
+    from joblib import parallel_config
+
     try:
-        with _cap_threads(inner_threads):
+        # Nested joblib calls inside the fit (e.g. per-session work) stay in this worker,
+        # on at most inner_threads threads. Under the Dask backend they would otherwise
+        # become cluster tasks: the worker thread secedes while waiting, the worker
+        # starts another subject meanwhile, and several subjects' data pile up in one
+        # worker (memory grows with the number of subjects; the cores oversubscribe).
+        with _cap_threads(inner_threads), parallel_config(backend="threading",
+                                                          n_jobs=inner_threads):
             est = clone(estimator)
             if seed is not None:
                 est.set_params(random_state=seed)
@@ -331,8 +414,7 @@ def _fit_one(estimator: Any, subject: str, inputs: Any, fit_params: dict, loader
             err_file = out_dir / f"{subject}.error.txt"
             if err_file.exists():
                 err_file.unlink()
-        return _Outcome(subject, "fitted", seed, time.perf_counter() - t0, path,
-                        est if keep_in_memory else None)
+        return _Outcome(subject, "fitted", seed, 0.0, path, est if keep_in_memory else None)
     except Exception:  # noqa: BLE001 - collected and reported per subject
         tb = traceback.format_exc()
         if out_dir is not None:
@@ -340,7 +422,7 @@ def _fit_one(estimator: Any, subject: str, inputs: Any, fit_params: dict, loader
                 (out_dir / f"{subject}.error.txt").write_text(tb)
             except OSError:
                 pass
-        return _Outcome(subject, "failed", seed, time.perf_counter() - t0, error=tb)
+        return _Outcome(subject, "failed", seed, 0.0, error=tb)
 
 
 def _normalise_subjects(subjects: Any) -> list[tuple[str, Any]]:
@@ -427,8 +509,10 @@ def fit_group(
         change the others' seeds. ``None`` leaves the template's ``random_state`` as is.
     inner_threads : int | None
         Cap on BLAS/OpenMP threads (:func:`threadpoolctl.threadpool_limits`) and torch
-        threads inside each fit, so ``n_jobs`` workers do not oversubscribe the CPUs.
-        ``None`` leaves them alone.
+        threads inside each fit, so ``n_jobs`` workers do not oversubscribe the CPUs,
+        and default ``n_jobs`` of joblib calls nested in the fit, which run on threads
+        of the worker (never as new cluster tasks). ``None`` leaves the BLAS/torch
+        threads alone (nested joblib calls then default to one job).
     overwrite : bool
         Refit subjects that already have a file in ``out_dir``.
     errors : {"collect", "raise"}
@@ -458,6 +542,20 @@ def fit_group(
     Each worker receives the template and the subject's inputs (paths are cheap to
     ship; loaded objects are pickled to process-based backends). With ``out_dir``,
     workers return only the file name, so results never accumulate in the parent.
+
+    Memory per worker is one subject at a time: joblib loops nested in an
+    estimator's ``fit`` run inside the worker (with the Dask backend they would
+    otherwise be sent to the cluster, and a worker waiting for them would start other
+    subjects meanwhile, so that its memory grew with the number of subjects), and
+    after each subject the worker frees its data and returns the freed heap to the
+    operating system (``malloc_trim`` on glibc). On Linux the peak
+    resident memory of the worker process during each subject is recorded
+    (``result.peak_memory``, ``summary()["peak_rss_mb"]``) from the kernel's peak-RSS
+    counter, reset when the subject starts (so ``getrusage``'s ``ru_maxrss`` of a
+    worker, or of the caller with ``n_jobs=1``, no longer covers earlier subjects). It
+    is the process's peak, hence a per-subject figure for process workers with one
+    thread each (loky, Dask with ``threads_per_worker=1``); with ``n_jobs=1`` it
+    includes the caller's own memory.
     """
     from joblib import Parallel, delayed
 
@@ -799,7 +897,8 @@ def roi_overlap(estimators: Any, reference: str | None = None) -> Bunch:
 
 
 def grand_average_stc(stcs: Any, subject_to: str | None = None, subjects_dir: Any = None,
-                      src_to: Any = None, smooth: int | None = None) -> Any:
+                      src_to: Any = None, smooth: int | str | None = None,
+                      sparse: bool = True) -> Any:
     """Average per-subject :class:`mne.SourceEstimate` objects (e.g. from ``SessionCRL.to_stc``).
 
     Sparse CRL estimates only carry the vertices of their sources; the average is
@@ -815,21 +914,30 @@ def grand_average_stc(stcs: Any, subject_to: str | None = None, subjects_dir: An
         on one source space (same ``subject``; e.g. simulated subjects on the fsaverage5
         template of :func:`crl_neuro.datasets.simulate_meeg_sessions`, whose vertex
         numbers are also fsaverage's) and are averaged directly. Otherwise each is
-        morphed with :func:`mne.compute_source_morph`, which needs the FreeSurfer
-        surfaces of both subjects in ``subjects_dir`` (fsaverage comes from
-        :func:`mne.datasets.fetch_fsaverage`, a download, so this path is not
-        exercised offline).
+        morphed from its ``stc.subject`` with :func:`mne.compute_source_morph`, which
+        reads the FreeSurfer spheres (``surf/?h.sphere.reg``) of both subjects from
+        ``subjects_dir`` (fsaverage itself comes from
+        :func:`mne.datasets.fetch_fsaverage`, a one-time download).
     subjects_dir : path-like | None
-        FreeSurfer subjects directory.
+        FreeSurfer subjects directory (``None``: MNE's ``SUBJECTS_DIR``).
     src_to : mne.SourceSpaces | None
-        Target source space (passed to :func:`mne.compute_source_morph`).
-    smooth : int | None
-        Morph smoothing steps.
+        Target source space of a dense morph (``sparse=False`` only; default the
+        ico-5 grid of ``subject_to``).
+    smooth : int | "nearest" | None
+        Smoothing steps of a dense morph (``sparse=False`` only; MNE's default fills
+        the surface).
+    sparse : bool
+        ``True`` (default): each vertex moves to the nearest vertex of ``subject_to``
+        on the registered spheres and the estimate stays sparse — right for the few
+        dipoles of ``SessionCRL.to_stc``, which a smoothing morph would smear over
+        the cortex. ``False``: MNE's smoothing morph, for dense estimates (e.g.
+        minimum-norm inverse solutions).
 
     Returns
     -------
     stc : mne.SourceEstimate
-        The grand average on the union of the vertices.
+        The grand average on the union of the (morphed) vertices, ``subject`` set to
+        ``subject_to`` (or the common subject).
     """
     import mne
 
@@ -838,11 +946,26 @@ def grand_average_stc(stcs: Any, subject_to: str | None = None, subjects_dir: An
     for i, s in enumerate(stcs):
         if not isinstance(s, mne.SourceEstimate):
             raise TypeError(f"stcs[{i}] must be an mne.SourceEstimate, got {type(s).__name__}")
+    if not isinstance(sparse, bool):
+        raise TypeError(f"sparse must be True or False, got {sparse!r}")
     if subject_to is not None:
+        if not isinstance(subject_to, str):
+            raise TypeError(f"subject_to must be a subject name (str) or None, got "
+                            f"{type(subject_to).__name__}")
+        if sparse and (src_to is not None or smooth is not None):
+            raise ValueError("src_to and smooth apply to the smoothing morph only; pass "
+                             "sparse=False to use them")
+        for i, s in enumerate(stcs):
+            if s.subject is None:
+                raise ValueError(f"stcs[{i}] has no subject (stc.subject is None); set it to the "
+                                 "FreeSurfer subject the estimate lives on, to morph it")
+        if sparse:
+            kw = dict(spacing=None, sparse=True)
+        else:
+            kw = dict(src_to=src_to, smooth=smooth)
         stcs = [
             mne.compute_source_morph(s, subject_from=s.subject, subject_to=subject_to,
-                                     subjects_dir=subjects_dir, src_to=src_to, smooth=smooth,
-                                     verbose=False).apply(s)
+                                     subjects_dir=subjects_dir, verbose=False, **kw).apply(s)
             for s in stcs
         ]
     ref = stcs[0]
@@ -861,7 +984,8 @@ def grand_average_stc(stcs: Any, subject_to: str | None = None, subjects_dir: An
         row = 0
         for h in range(n_hemi):
             idx = offsets[h] + np.searchsorted(union[h], s.vertices[h])
-            data[idx] += s.data[row:row + s.vertices[h].size]
+            # add.at: a morph may send two sources to one vertex; their sum is kept.
+            np.add.at(data, idx, s.data[row:row + s.vertices[h].size])
             row += s.vertices[h].size
     data /= len(stcs)
     return mne.SourceEstimate(data, vertices=union, tmin=ref.tmin, tstep=ref.tstep,

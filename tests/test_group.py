@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import sys
+import threading
 
 import joblib
 import numpy as np
@@ -115,6 +118,20 @@ def test_errors_raise_keeps_finished(tmp_path):
     assert "sub-00" in exc.value.result
 
 
+class NestedCRL(TinyCRL):
+    """TinyCRL whose fit runs a nested joblib loop, as SessionCRL does per session."""
+
+    def fit(self, X, domains=None):
+        super().fit(X, domains)
+        me = threading.get_ident()
+        # n_jobs=None: the estimator leaves the choice to the caller's joblib config.
+        idents = joblib.Parallel(n_jobs=None)(
+            joblib.delayed(threading.get_ident)() for _ in range(4)
+        )
+        self.nested_in_fit_thread_ = all(i == me for i in idents)
+        return self
+
+
 def test_loky_and_dask_match_serial(tmp_path):
     subs = _subjects(4)
     serial = _draws(fit_group(TinyCRL(), subs, random_state=1, n_jobs=1))
@@ -126,8 +143,28 @@ def test_loky_and_dask_match_serial(tmp_path):
                                   dashboard_address=None) as cluster, distributed.Client(cluster):
         with joblib.parallel_config(backend="dask"):
             dask_res = fit_group(TinyCRL(), subs, random_state=1, n_jobs=-1, out_dir=tmp_path / "dask")
+            # Nested joblib loops inside a subject's fit must stay in the worker's
+            # thread: as Dask tasks they would let the worker start other subjects
+            # meanwhile (several subjects' data in one worker).
+            nested = fit_group(NestedCRL(), subs, random_state=1, n_jobs=-1)
     assert _draws(dask_res) == serial
-    assert not dask_res.errors
+    assert not dask_res.errors and not nested.errors
+    assert all(nested[s].nested_in_fit_thread_ for s in nested)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-subject peak RSS is Linux-only")
+def test_peak_memory_is_per_subject():
+    """The recorded peak is that subject's, and a big subject does not raise the next ones'."""
+    rows = {"small-1": "1000", "big": "1500000", "small-2": "1000"}  # rows of a (n, 4) float array
+    res = fit_group(TinyCRL(), {s: {"X": n} for s, n in rows.items()}, n_jobs=1,
+                    loader=lambda n: np.random.default_rng(0).normal(size=(int(n), 4)))
+    mb = {s: v / 2**20 for s, v in res.peak_memory.items()}
+    big_data = 1_500_000 * 4 * 8 / 2**20  # 46 MB loaded by the worker for "big"
+    assert mb["big"] - mb["small-1"] > 0.8 * big_data
+    assert mb["big"] - mb["small-2"] > 0.8 * big_data
+    assert set(res.workers.values()) == {f"{socket.gethostname()}:{os.getpid()}"}
+    df = res.summary()
+    assert {"peak_rss_mb", "worker"} <= set(df.columns)
 
 
 def test_paths_are_loaded_in_worker(tmp_path):
@@ -310,3 +347,100 @@ def test_grand_average_stc_shared_vertices():
         grand_average_stc([stcs[0], alien])
     with pytest.raises(TypeError, match="stcs"):
         grand_average_stc([])
+
+
+@pytest.fixture(scope="module")
+def fs5_subjects_dir(tmp_path_factory):
+    """Offline FreeSurfer subjects_dir: nilearn's fsaverage5 spheres, and ``sub-perm``,
+    the same spheres with the vertices of each hemisphere in a shuffled order.
+
+    ``sub-perm`` vertex ``i`` of a hemisphere is fsaverage5 vertex ``order[hemi][i]``:
+    a subject whose vertex numbering differs from the template's, with a known
+    correspondence (the ground truth of a morph).
+    """
+    import nibabel as nib
+    from nilearn import datasets
+
+    fs5 = datasets.load_fsaverage("fsaverage5")  # package data, no download
+    root = tmp_path_factory.mktemp("subjects")
+    rng = np.random.default_rng(0)
+    orders, coords = {}, {}
+    for subject, shuffle in (("fsaverage5", False), ("sub-perm", True)):
+        surf = root / subject / "surf"
+        surf.mkdir(parents=True)
+        for hemi, part in (("lh", "left"), ("rh", "right")):
+            mesh = fs5["sphere"].parts[part]
+            rr = np.asarray(mesh.coordinates, float)
+            tris = np.asarray(mesh.faces, int)
+            order = rng.permutation(len(rr)) if shuffle else np.arange(len(rr))
+            new_index = np.empty_like(order)
+            new_index[order] = np.arange(order.size)
+            for name in ("sphere", "sphere.reg"):
+                nib.freesurfer.write_geometry(surf / f"{hemi}.{name}", rr[order],
+                                              new_index[tris].astype(np.int32))
+            orders[subject, hemi] = order
+            coords[subject, hemi] = rr[order]
+    return root, orders, coords
+
+
+def test_grand_average_stc_morphs_to_template(fs5_subjects_dir):
+    """Subjects numbered differently land on the right template vertices (sparse morph)."""
+    import mne
+
+    from crl_neuro.group import grand_average_stc
+
+    subjects_dir, orders, _ = fs5_subjects_dir
+    o_lh, o_rh = orders["sub-perm", "lh"], orders["sub-perm", "rh"]
+    # Subject A (shuffled numbering) has sources at its vertices 10 and 500 (lh) and 7 (rh);
+    # subject B is already on the template, with a source at A's first one and one elsewhere.
+    a = mne.SourceEstimate(np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]),
+                           [np.array([10, 500]), np.array([7])], 0.0, 0.1, subject="sub-perm")
+    elsewhere = next(v for v in range(100) if v not in (o_lh[10], o_lh[500]))
+    b_lh = np.sort([o_lh[10], elsewhere])
+    b = mne.SourceEstimate(np.zeros((2, 2)), [b_lh, np.array([], int)], 0.0, 0.1,
+                           subject="fsaverage5")
+    b.data[list(b_lh).index(o_lh[10])] = [7.0, 8.0]
+    b.data[list(b_lh).index(elsewhere)] = [9.0, 10.0]
+    avg = grand_average_stc([a, b], subject_to="fsaverage5", subjects_dir=subjects_dir)
+    assert avg.subject == "fsaverage5"
+    assert sorted(avg.vertices[0]) == sorted({o_lh[10], o_lh[500], elsewhere})
+    assert list(avg.vertices[1]) == [o_rh[7]]
+
+    def at(hemi, vertex):
+        row = list(avg.vertices[0]).index(vertex) if hemi == 0 else \
+            len(avg.vertices[0]) + list(avg.vertices[1]).index(vertex)
+        return avg.data[row]
+
+    assert np.allclose(at(0, o_lh[10]), ([1.0, 2.0] + np.array([7.0, 8.0])) / 2)  # both subjects
+    assert np.allclose(at(0, o_lh[500]), [1.5, 2.0])  # A only
+    assert np.allclose(at(0, elsewhere), [4.5, 5.0])  # B only
+    assert np.allclose(at(1, o_rh[7]), [2.5, 3.0])
+    with pytest.raises(ValueError, match="sparse=False"):
+        grand_average_stc([a, b], subject_to="fsaverage5", subjects_dir=subjects_dir, smooth=5)
+    nosubj = mne.SourceEstimate(np.ones((1, 2)), [np.array([3]), np.array([], int)], 0.0, 0.1)
+    with pytest.raises(ValueError, match="no subject"):
+        grand_average_stc([a, nosubj], subject_to="fsaverage5", subjects_dir=subjects_dir)
+
+
+def test_grand_average_stc_dense_morph(fs5_subjects_dir):
+    """A whole-surface map of a differently numbered subject is resampled onto the template."""
+    import mne
+
+    from crl_neuro.group import grand_average_stc
+
+    subjects_dir, _, coords = fs5_subjects_dir
+
+    def field(xyz):  # a smooth map over the sphere (radius 100 mm)
+        return np.stack([xyz[:, 0] / 100.0, np.cos(xyz[:, 2] / 30.0)], axis=1)
+
+    n = len(coords["sub-perm", "lh"])
+    data = np.concatenate([field(coords["sub-perm", h]) for h in ("lh", "rh")])
+    a = mne.SourceEstimate(data, [np.arange(n), np.arange(n)], 0.0, 0.1, subject="sub-perm")
+    avg = grand_average_stc([a], subject_to="fsaverage5", subjects_dir=subjects_dir,
+                            sparse=False, smooth="nearest")
+    expected = np.concatenate([field(coords["fsaverage5", h][v])
+                               for h, v in zip(("lh", "rh"), avg.vertices)])
+    assert [len(v) for v in avg.vertices] == [n, n]
+    assert np.allclose(avg.data, expected)
+    # The permutation alone would be far off: the morph did the matching.
+    assert not np.allclose(a.data, expected)

@@ -91,7 +91,9 @@ out_dir = workdir / "derivatives"
 result = fit_group(template, visits, loader=load_fixed, out_dir=out_dir, n_jobs=2,
                    random_state=0, fit_params={"forward": fwd_fname})
 print(result)
-print(result.summary()[["status", "seed", "fit_seconds"]])
+# ``peak_rss_mb``: the worker's peak memory while it fitted that visit (Linux), the
+# figure to size a cluster job's memory by.
+print(result.summary()[["status", "seed", "fit_seconds", "peak_rss_mb"]])
 
 # %%
 # Running the same call again fits nothing: every visit is already on disk.
@@ -127,7 +129,10 @@ fig.colorbar(im, ax=axes[1])
 # we turn each visit's first run into a source **power** map and average the visits
 # with :func:`~crl_neuro.group.grand_average_stc`. The simulated head uses the
 # fsaverage5 template for every visit, so no morphing is needed; for real subjects,
-# pass ``subject_to="fsaverage"`` and a FreeSurfer ``subjects_dir``.
+# pass ``subject_to="fsaverage"`` and a FreeSurfer ``subjects_dir`` holding both the
+# subjects and fsaverage (:func:`mne.datasets.fetch_fsaverage`): each source then
+# moves to the nearest fsaverage vertex on the registered spheres, and the map stays
+# sparse (``sparse=False`` gives MNE's smoothing morph, for dense inverse solutions).
 from crl_neuro.group import grand_average_stc  # noqa: E402
 
 power_maps = []
