@@ -1,7 +1,8 @@
 """Torch networks of :class:`CausalImageModel`: a conditional VAE and an attribute head.
 
 Decoder input is (attributes, image-specific latent ``u``); the encoder ``q(u | x, a)``
-abducts ``u`` from an image and its attributes. The attribute head is a separate CNN
+abducts ``u`` from an image and its attributes. An optional consistency term asks the
+(frozen) attribute head to read shuffled attributes back from decoded images. The attribute head is a separate CNN
 regressing the (standardized) attributes from the image, used by ``predict_attributes``.
 """
 
@@ -33,6 +34,7 @@ class ImageCVAE(nn.Module):
         self.h0, self.w0 = -(-h // 4), -(-w // 4)
         self.width = width
         self.beta = float(config.get("beta", 1.0))
+        self.consistency = float(config.get("consistency", 0.0))
         self.binary = torch.tensor(config["binary"], dtype=torch.bool)
         feat = 2 * width * 16
         self.enc_trunk = _trunk(c, width)
@@ -69,13 +71,30 @@ class ImageCVAE(nn.Module):
         u = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
         rec = F.binary_cross_entropy_with_logits(self.decode_logits(a, u), x, reduction="sum") / len(x)
         kl = -0.5 * torch.sum(1 + logvar - mean**2 - logvar.exp()) / len(x)
-        pred = self.predict(x)
-        binary = self.binary.to(x.device)
+        head = self._head_loss(self.predict(x), a)
+        # the head is scaled like the per-image reconstruction so neither dominates
+        total = rec + self.beta * kl + 10.0 * head
+        if self.consistency > 0:
+            # decode with attributes shuffled independently per column (combinations the
+            # data rarely show, as interventions create) and ask the frozen head to read
+            # them back: the decoder must follow the attributes rather than put them in u
+            idx = torch.argsort(torch.rand(a.shape, device=a.device), dim=0)
+            a_new = torch.gather(a, 0, idx)
+            x_new = self.decode(a_new, u)
+            frozen = {k: v.detach() for k, v in self.named_parameters() if k.startswith("attr_")}
+            pred_new = torch.func.functional_call(self, frozen, (x_new,), strict=False)
+            total = total + self.consistency * 10.0 * self._head_loss(pred_new, a_new)
+        return total
+
+    def _head_loss(self, pred: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        binary = self.binary.to(a.device)
         sq = (pred - a) ** 2
         bce = F.binary_cross_entropy_with_logits(pred, (a > 0).float(), reduction="none")
-        head = torch.where(binary, bce, sq).sum(dim=1).mean()
-        # the head is scaled like the per-image reconstruction so neither dominates
-        return rec + self.beta * kl + 10.0 * head
+        return torch.where(binary, bce, sq).sum(dim=1).mean()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attribute head (the module's call, used to run the head with frozen weights)."""
+        return self.predict(x)
 
 
 def build_module(config: dict[str, Any]) -> ImageCVAE:

@@ -74,6 +74,13 @@ class CausalImageModel(BaseCRLEstimator):
         Width of the fully connected layers.
     beta : float
         Weight of the KL term of the VAE.
+    consistency : float
+        Weight of the attribute-consistency term: images decoded with attributes
+        shuffled across the batch must be read back as those attributes by the (frozen)
+        attribute head. It can keep the decoder from ignoring an attribute that
+        correlates with others, but the head learns correlated proxies too (it reads
+        age partly from grey hair), so on strongly correlated attributes it can also
+        distort edits; 0 (default) disables it.
     max_iter : int
         Maximum number of training epochs.
     batch_size : int
@@ -135,6 +142,7 @@ class CausalImageModel(BaseCRLEstimator):
         width: int = 16,
         hidden: int = 128,
         beta: float = 1.0,
+        consistency: float = 0.0,
         max_iter: int = 40,
         batch_size: int = 64,
         lr: float = 2e-3,
@@ -151,6 +159,7 @@ class CausalImageModel(BaseCRLEstimator):
         self.width = width
         self.hidden = hidden
         self.beta = beta
+        self.consistency = consistency
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.lr = lr
@@ -222,7 +231,6 @@ class CausalImageModel(BaseCRLEstimator):
         """
         import torch
 
-        from crl_neuro.core.discovery import pc
         from crl_neuro.core.training import fit_torch, resolve_device, torch_seed
         from crl_neuro.generative._module import build_module
 
@@ -238,6 +246,7 @@ class CausalImageModel(BaseCRLEstimator):
         check_int(self.width, "width", min_value=1)
         check_int(self.hidden, "hidden", min_value=1)
         check_float(self.beta, "beta", min_value=0.0)
+        check_float(self.consistency, "consistency", min_value=0.0)
         max_iter = check_int(self.max_iter, "max_iter", min_value=1)
         batch_size = check_int(self.batch_size, "batch_size", min_value=2)
         check_float(self.lr, "lr", min_value=0.0, inclusive=False)
@@ -261,18 +270,7 @@ class CausalImageModel(BaseCRLEstimator):
         scale = np.where(binary, 0.5, A.std(axis=0))
         self.attr_mean_, self.attr_scale_ = mean, scale
         S = self._standardize(A)
-
-        if self.graph is None:
-            self.pc_graph_ = pc(S, alpha=self.alpha, indep_test="fisherz", names=names) if len(names) > 1 else None
-            adj = _scm.orient_to_dag(self.pc_graph_.to_adjacency()) if self.pc_graph_ is not None else np.zeros((1, 1))
-        else:
-            self.pc_graph_ = None
-            adj = self._check_graph(names)
-        self.graph_ = pd.DataFrame(adj.astype(int), index=names, columns=names)
-        self.order_ = [int(i) for i in _scm.topological_order(adj)]
-        self.mechanisms_ = _scm.fit_mechanisms(S, adj, binary, degree, float(self.scm_alpha))
-        rng = np.random.default_rng(seed)
-        self.noise_ = pd.DataFrame(_scm.abduct(self.mechanisms_, S, rng), columns=names)
+        self._fit_scm(S, degree, seed)
 
         self.image_shape_ = tuple(int(s) for s in X.shape[1:])
         self.config_ = {
@@ -280,7 +278,7 @@ class CausalImageModel(BaseCRLEstimator):
             "height": int(X.shape[1]), "width": int(X.shape[2]),
             "n_attributes": len(names), "latent_dim": int(self.latent_dim),
             "width_conv": int(self.width), "hidden": int(self.hidden),
-            "beta": float(self.beta), "binary": binary,
+            "beta": float(self.beta), "consistency": float(self.consistency), "binary": binary,
         }
         Xt = self._to_nchw(X)
         old_threads = torch.get_num_threads()
@@ -302,6 +300,58 @@ class CausalImageModel(BaseCRLEstimator):
         self.history_ = hist.to_dict()
         self.n_iter_ = int(hist.n_epochs)
         return self
+
+    def _fit_scm(self, S: np.ndarray, degree: int, seed: int) -> None:
+        """Graph (given or PC) and attribute mechanisms on standardized attributes ``S``."""
+        from crl_neuro.core.discovery import pc
+
+        names = self.attribute_names_
+        if self.graph is None:
+            self.pc_graph_ = pc(S, alpha=self.alpha, indep_test="fisherz", names=names) if len(names) > 1 else None
+            adj = _scm.orient_to_dag(self.pc_graph_.to_adjacency()) if self.pc_graph_ is not None else np.zeros((1, 1))
+        else:
+            self.pc_graph_ = None
+            adj = self._check_graph(names)
+        self.graph_ = pd.DataFrame(adj.astype(int), index=names, columns=names)
+        self.order_ = [int(i) for i in _scm.topological_order(adj)]
+        self.mechanisms_ = _scm.fit_mechanisms(S, adj, self.binary_, degree, float(self.scm_alpha))
+        rng = np.random.default_rng(seed)
+        self.noise_ = pd.DataFrame(_scm.abduct(self.mechanisms_, S, rng), columns=names)
+
+    def with_graph(self, attributes: pd.DataFrame, graph: pd.DataFrame | None) -> "CausalImageModel":
+        """A copy whose attribute SCM is refit under another graph; the image networks are kept.
+
+        The conditional VAE does not depend on the graph (only the attribute layer
+        does), so this equals refitting with ``graph`` and the same ``random_state``,
+        without retraining the networks: use it to correct an edge found by PC, or to
+        compare edits with and without the causal graph.
+
+        Parameters
+        ----------
+        attributes : DataFrame
+            Attributes to fit the mechanisms on (normally the training attributes),
+            columns as in ``fit``.
+        graph : DataFrame | None
+            Attributes x attributes adjacency as for the ``graph`` parameter (``None``
+            learns it with PC).
+
+        Returns
+        -------
+        model : CausalImageModel
+            A new fitted model; ``self`` is unchanged.
+        """
+        import copy
+
+        check_is_fitted(self, "module_")
+        A = self._check_attributes(attributes, len(attributes), fitting=False)
+        for j, b in enumerate(self.binary_):
+            if b and not np.all(np.isin(A[:, j], (0.0, 1.0))):
+                raise ValueError(f"attributes column {self.attribute_names_[j]!r} must be 0/1 as in fit")
+        degree = check_int(self.degree, "degree", min_value=1, max_value=5)
+        new = copy.deepcopy(self)
+        new.graph = None if graph is None else graph.copy()
+        new._fit_scm(new._standardize(A), degree, new._seed(None))
+        return new
 
     def save(self, path: Any, overwrite: bool = False) -> Any:
         """Save the estimator without pickle (see :meth:`BaseCRLEstimator.save`).
