@@ -53,7 +53,8 @@ non-Gaussianity is not used. Domain means are removed (mean shifts are not used)
 The result is identified up to permutation, sign and scale of the latents; the
 intimate-neighbour limit of the theory applies (a latent may absorb part of a
 neighbour that is adjacent to all its other neighbours). ``mixing="nonlinear"``
-(the VAE estimator of the paper) is planned (issue 5) and not available yet.
+is the VAE estimator of the paper followed by this linear criterion applied to
+its encoded latents (:mod:`crl_neuro.core.nonlinear`).
 """
 
 from __future__ import annotations
@@ -586,8 +587,10 @@ class MultiDistributionCRL(BaseCRLEstimator):
         module docstring (numpy). ``"nonlinear"``: ``x = g(z)`` with ``g``
         injective and smooth, fitted by the VAE of Zhang et al. (2024) whose prior
         is a domain-conditioned flow per latent given its predecessors through a
-        learnable adjacency with an L1 penalty (torch; see
-        :func:`crl_neuro.core.nonlinear.fit_nonlinear`).
+        learnable adjacency with an L1 penalty, then the sparsest-Markov-network
+        criterion applied to the encoded latents (torch; see
+        :func:`crl_neuro.core.nonlinear.fit_nonlinear` and
+        :func:`crl_neuro.core.nonlinear.refine_latents`).
     sparsity : "auto" | float
         Penalty on the latent Markov network. Linear: ``"auto"`` uses the theory
         penalty (universal threshold of the group score, see
@@ -609,12 +612,13 @@ class MultiDistributionCRL(BaseCRLEstimator):
     ----------
     unmixing_ : ndarray, shape (n_latents, n_features)
         ``transform(X) = (X - mean_) @ unmixing_.T`` (linear mixing only; so are
-        ``mixing_``, ``mean_``, ``domain_precisions_``, ``changing_edges_``,
-        ``n_eff_`` and ``penalty_``).
+        ``mixing_``, ``mean_``, ``n_eff_`` and ``penalty_``).
     module_ : torch.nn.Module
         Trained VAE (nonlinear mixing only; ``config_`` rebuilds it, ``adjacency_``
         is its learned latent adjacency ``[j, i]``: ``j -> i``, ``history_`` the
-        per-epoch losses).
+        per-epoch losses, ``edge_strength_`` the root-mean-square over domains of
+        the partial correlations of the refined latents; see
+        :func:`crl_neuro.core.nonlinear.refine_latents`).
     mixing_ : ndarray, shape (n_features, n_latents)
         Pseudo-inverse of the unmixing (sensor patterns of the latents).
     mean_ : ndarray, shape (n_features,)
@@ -792,6 +796,10 @@ class MultiDistributionCRL(BaseCRLEstimator):
         self.config_ = dict(info["config"])
         self.adjacency_ = np.asarray(info["adjacency"], float)
         self.markov_network_ = np.asarray(info["markov_network"], bool)
+        if "domain_precisions" in info:  # the sparsity refinement ran (default)
+            self.domain_precisions_ = np.asarray(info["domain_precisions"], float)
+            self.changing_edges_ = np.asarray(info["changing_edges"], bool)
+            self.edge_strength_ = np.asarray(info["edge_strength"], float)
         self.history_ = {key: list(v) for key, v in info["history"].items()}
         self.n_iter_ = int(info["n_iter"])
         self.domains_ = labels
