@@ -14,8 +14,9 @@ from crl_neuro.core.metrics import graph_scores, mcc
 from crl_neuro.datasets.multimodal import simulate_multimodal
 from crl_neuro.multimodal import MultiModalCRL
 
-# Small problem used by the recovery test; the fitted model is shared (module scope).
-SIM_KW = dict(n_samples=1000, n_modalities=2, latent_dims=2, n_layers=1, within_edges=0, random_state=1)
+# Small problem used by the recovery tests; one fitted model per simulator seed is shared
+# (module scope). Two simulator seeds so that no test relies on one lucky draw.
+SIM_KW = dict(n_samples=1000, n_modalities=2, latent_dims=2, n_layers=1, within_edges=0)
 FIT_KW = dict(max_iter=100, random_state=0)
 
 
@@ -30,9 +31,9 @@ def align_to_truth(sim, latents, adjacency):
     return np.asarray(adjacency)[np.ix_(perm, perm)]
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    sim = simulate_multimodal(**SIM_KW)
+@pytest.fixture(scope="module", params=[0, 2], ids=lambda s: f"sim{s}")
+def fitted(request):
+    sim = simulate_multimodal(random_state=request.param, **SIM_KW)
     dims = {m: sim.latents[m].shape[1] for m in sim.modalities}
     est = MultiModalCRL(dims, **FIT_KW).fit(sim.data)
     return sim, est
@@ -85,6 +86,63 @@ def test_recovers_latents_and_cross_modal_links(fitted):
     assert scores["f1"] >= 0.8, scores
 
 
+def test_sparsity_alignment_unmixes_latents():
+    """The alignment step alone undoes a linear mixing inside each modality."""
+    from crl_neuro.multimodal._align import sparsity_alignment
+
+    sim = simulate_multimodal(n_samples=2000, n_modalities=3, latent_dims=2, within_edges=0, random_state=4)
+    rng = np.random.default_rng(0)
+    mixed = {m: sim.latents[m] @ rng.normal(size=(2, 2)) for m in sim.modalities}
+    assert min(mcc(sim.latents[m], mixed[m]) for m in sim.modalities) < 0.9  # really mixed
+    mats, value = sparsity_alignment(np.concatenate([mixed[m] for m in sim.modalities], axis=1), [2, 2, 2])
+    for m, A in zip(sim.modalities, mats):
+        assert mcc(sim.latents[m], mixed[m] @ A.T) >= 0.95, m
+    assert np.isfinite(value)
+
+
+def test_reparametrize_latents_keeps_reconstructions():
+    import torch
+
+    from crl_neuro.multimodal._module import build_module
+
+    torch.manual_seed(0)
+    module = build_module({"n_features": [3, 2], "latent_dims": [2, 2], "hidden": 8, "n_hidden": 1}).eval()
+    module.running_mean.normal_()
+    module.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(20, 5)
+
+    def recon(mod):
+        with torch.no_grad():
+            z = mod.encode(x)[0]
+            return torch.cat([dec(zm) for dec, zm in zip(mod.decoders, torch.split(z, [2, 2], 1))], 1), z
+
+    before, z0 = recon(module)
+    T = [np.array([[1.0, 0.5], [-0.3, 2.0]]), np.array([[0.0, 1.0], [1.0, 0.0]])]
+    module.reparametrize_latents(T)
+    after, z1 = recon(module)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(z1[:, :2], z0[:, :2] @ torch.as_tensor(T[0], dtype=torch.float32).T,
+                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(z1[:, 2:], z0[:, [3, 2]], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recovers_three_modalities(seed):
+    """Issue target (MCC >= 0.9, cross-modal F1 >= 0.8) on 3 modalities x 3 latents, any seed.
+
+    2-layer mixing is in the benchmark: it meets the target on most but not all seeds.
+    """
+    sim = simulate_multimodal(n_samples=2000, n_modalities=3, latent_dims=3, n_layers=1, within_edges=0,
+                              random_state=seed)
+    est = MultiModalCRL({m: 3 for m in sim.modalities}, max_iter=200, random_state=seed).fit(sim.data)
+    Z = est.transform(sim.data)
+    for m in sim.modalities:
+        assert mcc(sim.latents[m], Z[m]) >= 0.9, m
+    scores = graph_scores(sim.truth.cross_modal_graph, align_to_truth(sim, Z, est.cross_modal_graph_))
+    assert scores["f1"] >= 0.8, scores
+
+
 def test_fitted_attributes(fitted):
     sim, est = fitted
     n = sum(sim.latents[m].shape[1] for m in sim.modalities)
@@ -133,6 +191,8 @@ def test_bad_input():
         MultiModalCRL([2, 2]).fit(good)
     with pytest.raises(ValueError, match=r"latent_dims\['b'\]"):
         MultiModalCRL({"a": 2, "b": 3}).fit(good)
+    with pytest.raises(ValueError, match="align"):
+        MultiModalCRL({"a": 2, "b": 2}, align="ica").fit(good)
     with pytest.raises(ValueError, match="sparsity"):
         MultiModalCRL({"a": 2, "b": 2}, sparsity=-1.0).fit(good)
     with pytest.raises(NotFittedError):

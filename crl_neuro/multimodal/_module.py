@@ -8,7 +8,8 @@ graph a DAG) and within-modality entries follow the modality's latent order
 (``i -> j`` only for ``i < j``), which costs nothing since an encoder can order its
 outputs freely. The L1 penalty on the cross-modal entries is what identifies each
 latent component-wise: rotating or mixing a modality's latents makes the cross-modal
-links denser (Sun et al., ICLR 2025).
+links denser (Sun et al., ICLR 2025). :meth:`MultiModalVAE.reparametrize_latents` lets
+the estimator apply such a mixing explicitly (see ``_align.py``).
 """
 
 from __future__ import annotations
@@ -113,6 +114,37 @@ class MultiModalVAE(nn.Module):
         eye = torch.eye(B.shape[0], device=B.device, dtype=B.dtype)
         return lp + torch.linalg.slogdet(eye - B)[1]
 
+    @torch.no_grad()
+    def reparametrize_latents(self, mats: list[np.ndarray]) -> None:
+        """Replace each modality's latents ``z_m`` by ``T_m z_m`` without changing the fit.
+
+        The map is folded into the mean head of the encoder (and its running statistics)
+        and its inverse into the first layer of the decoder, so reconstructions are
+        unchanged. ``T_m`` should give unit-variance latents. The SEM prior refers to
+        the old latents, so ``B`` and the noise scales are reset.
+        """
+        for m, (enc, dec, km) in enumerate(zip(self.encoders, self.decoders, self.latent_dims)):
+            start = sum(self.latent_dims[:m])
+            sl = slice(start, start + km)
+            T = torch.as_tensor(mats[m], dtype=torch.float32)
+            scale = (self.running_var[sl] + 1e-6).rsqrt()
+            G = T * scale[None, :]  # h -> T (h - mu) / sd, as an affine map of h
+            head = enc[-1]
+            head.weight[:km] = G @ head.weight[:km]
+            head.bias[:km] = G @ head.bias[:km]
+            self.running_mean[sl] = G @ self.running_mean[sl]
+            self.running_var[sl] = 1.0 - 1e-6
+            first = dec[0]
+            first.weight.copy_(first.weight @ torch.linalg.inv(T))
+        self.B.zero_()
+        self.log_noise_std.zero_()
+
+    @torch.no_grad()
+    def jitter_adjacency(self, generator: torch.Generator, scale: float = 0.05) -> None:
+        """Small random ``B``: from exactly zero the gradients of ``B[i, j]`` and
+        ``B[j, i]`` are equal and the acyclicity penalty cannot pick a direction."""
+        self.B.copy_(scale * torch.randn(self.B.shape, generator=generator))
+
     def acyclicity(self) -> torch.Tensor:
         """NOTEARS ``tr(exp(B * B)) - n``: zero iff the weighted graph is a DAG."""
         B = self.adjacency()
@@ -131,11 +163,25 @@ class MultiModalVAE(nn.Module):
         nll = 0.5 * (((x - xhat) / ls.exp()) ** 2 + 2 * ls + _LOG2PI).sum(1)
         log_q = -0.5 * (((z - mean) / std) ** 2 + logvar + _LOG2PI).sum(1)
         kl = log_q - self.prior_log_prob(z)
+        return (nll + self.beta * kl).mean() + self.penalty()
+
+    def penalty(self) -> torch.Tensor:
+        """Sparsity (L1, cross- and within-modality weights) and acyclicity penalties."""
         B = self.adjacency()
-        penalty = (self.lambda_cross * (B * self.cross_mask).abs().sum()
-                   + self.lambda_within * (B * self.within_mask).abs().sum()
-                   + self.lambda_dag * self.acyclicity())
-        return (nll + self.beta * kl).mean() + penalty
+        return (self.lambda_cross * (B * self.cross_mask).abs().sum()
+                + self.lambda_within * (B * self.within_mask).abs().sum()
+                + self.lambda_dag * self.acyclicity())
+
+    def prior_loss(self, x: torch.Tensor) -> torch.Tensor:
+        """Negative log-prior of the posterior means plus penalties (encoders fixed)."""
+        return _prior_only_loss(self, x)
+
+
+def _prior_only_loss(module: "MultiModalVAE", x: torch.Tensor) -> torch.Tensor:
+    """Loss of the prior alone on the posterior means (the encoders are kept fixed)."""
+    with torch.no_grad():
+        mean, _ = module.encode(x)
+    return -module.prior_log_prob(mean).mean() + module.penalty()
 
 
 def build_module(config: dict[str, Any]) -> MultiModalVAE:
