@@ -150,6 +150,8 @@ def test_not_fitted_and_bad_input(small_data, fitted):
     bad[0, 3, 1] = np.nan
     with pytest.raises(ValueError, match="observations.*NaN"):
         IFactorWorldModel(DIMS).fit(bad, d.actions, d.rewards)
+    with pytest.raises(ValueError, match="n_init"):
+        IFactorWorldModel(DIMS, n_init=0).fit(d.observations, d.actions, d.rewards)
     with pytest.raises(ValueError, match="transition_inputs"):
         IFactorWorldModel(DIMS, transition_inputs="x").fit(d.observations, d.actions, d.rewards)
     with pytest.raises(ValueError, match="features"):
@@ -221,11 +223,18 @@ def test_distractor_cartpole_conforms_and_exposes_blocks():
     assert obs.shape == (16,)
     assert [info["blocks"][k].size for k in BLOCK_KEYS] == [4, 1, 1, 4]
     wind = info["blocks"]["uncontrollable_relevant"][0]
+    x, _, theta, _ = info["blocks"]["controllable_relevant"]
     _, reward, _, _, info = env.step(1)
-    assert reward == pytest.approx(1.0 + wind)  # reward = alive bonus + wind
-    ind = info["blocks"]["controllable_irrelevant"][0]
+    # reward = alive bonus + wind - pole/cart penalty, from the state before the step
+    assert reward == pytest.approx(1.0 + wind - (theta / 0.2095) ** 2 - (x / 2.4) ** 2)
+    assert info["blocks"]["controllable_irrelevant"][0] == -1.0  # a right push toggles the lamp
     _, _, _, _, info = env.step(0)
-    assert info["blocks"]["controllable_irrelevant"][0] == pytest.approx(0.8 * ind - 0.5)
+    assert info["blocks"]["controllable_irrelevant"][0] == -1.0  # a left push does not
+    # blocks are separate: no true block predicts another one well under a random policy
+    # (measured max 0.15: episode restarts put every block near its start together)
+    d = collect_episodes(env, n_episodes=20, n_steps=100, random_state=0)
+    r2 = block_r2_matrix(d.blocks, d.blocks)
+    assert r2[~np.eye(4, dtype=bool)].max() < 0.2
     d = collect_episodes(env, n_episodes=2, n_steps=30, random_state=0)
     assert d.actions.shape == (2, 30, 2)  # discrete actions one-hot
     np.testing.assert_array_equal(d.actions.sum(-1), 1.0)
@@ -260,3 +269,165 @@ def test_plain_baseline_fits_and_roundtrips(tmp_path, small_data):
     for k in BLOCK_KEYS:
         np.testing.assert_allclose(z[k], z2[k], rtol=1e-6, atol=1e-6)
     assert loaded.imagine(d.observations[:, 0], d.actions[:, :3])["rewards"].shape == (4, 4)
+
+
+# -- policy learner ---------------------------------------------------------------
+class _SignBandit(gymnasium.Env):
+    """Ground truth for the policy learner: reward 1 iff the action is [obs[0] > 0].
+
+    Episodes of 20 steps: the optimal return is 20, a random policy gets 10.
+    With ``continuous=True`` the action is in [-1, 1] and the reward is
+    ``-(a - tanh(obs[0]))^2`` (optimum 0, reachable by the linear-tanh policy).
+    """
+
+    def __init__(self, continuous=False):
+        self.continuous = continuous
+        self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float32)
+        self.action_space = (gymnasium.spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32) if continuous
+                             else gymnasium.spaces.Discrete(2))
+
+    def _obs(self):
+        self._o = self.np_random.normal(size=3).astype(np.float32)
+        return self._o
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        if self.continuous:
+            reward = -float((np.asarray(action)[0] - np.tanh(self._o[0])) ** 2)
+        else:
+            reward = float(int(action) == int(self._o[0] > 0))
+        self._t += 1
+        return self._obs(), reward, False, self._t >= 20, {}
+
+
+def test_cem_policy_finds_the_optimal_policy_on_a_known_problem():
+    from crl_neuro.rl import CEMPolicy
+
+    # Measured over seeds 0-2: return 19.2-19.5, optimal action 96-98 % of the time.
+    env = _SignBandit()
+    policy = CEMPolicy(random_state=0).fit(env)
+    assert policy.evaluate(env, 10, random_state=1).mean() >= 18.5  # optimum 20, random 10
+    obs = np.random.default_rng(0).normal(size=(200, 3))
+    assert np.mean(policy.predict(obs) == (obs[:, 0] > 0)) > 0.93
+    w = np.abs(policy.weights_[0])
+    assert w[0] > 3 * w[1:].max()  # the policy reads the one informative feature
+    h = policy.history_
+    assert h["eval_return"][-1] >= 18.5 and np.all(np.diff(h["env_steps"]) > 0)
+
+    # Box actions (measured over seeds 0-2: return -0.14 to -0.26, mean |a - a*| 0.07-0.1)
+    env = _SignBandit(continuous=True)
+    policy = CEMPolicy(random_state=0).fit(env)
+    assert policy.evaluate(env, 10, random_state=1).mean() > -0.6  # optimum 0, a = 0 gives -7.8
+    actions = policy.predict(obs)
+    assert actions.shape == (200, 1)
+    assert np.abs(actions[:, 0] - np.tanh(obs[:, 0])).mean() < 0.15
+
+
+def test_cem_policy_balances_the_true_cartpole():
+    from gymnasium.utils.env_checker import check_env
+
+    from crl_neuro.rl import CEMPolicy, DistractorCartPole, TrueStateObservation
+
+    env = TrueStateObservation(DistractorCartPole(random_state=0), ["controllable_relevant"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env, skip_render_check=True)
+    # Measured: final return 183-188 over 6 seeds (max ~200); random policy ~20.
+    policy = CEMPolicy(random_state=0).fit(env)
+    assert policy.evaluate(env, 10, random_state=5).mean() > 150
+
+
+def test_cem_policy_reproducible_and_saved(tmp_path):
+    from crl_neuro.rl import CEMPolicy
+
+    env = _SignBandit()
+    a = CEMPolicy(n_iter=2, population=8, random_state=3).fit(env)
+    b = clone(a).fit(env)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    assert a.history_ == b.history_
+    loaded = crl_neuro.load(a.save(tmp_path / "policy.crl"))
+    np.testing.assert_array_equal(loaded.weights_, a.weights_)
+    np.testing.assert_array_equal(loaded.evaluate(env, 3, random_state=0), a.evaluate(env, 3, random_state=0))
+
+
+def test_block_features_and_policy_on_learned_blocks(fitted, small_data):
+    from crl_neuro.rl import BlockFeatures, CEMPolicy
+
+    d = small_data
+    feats = BlockFeatures(fitted, ["controllable_relevant", "uncontrollable_irrelevant"])
+    F = feats(d.observations[:, 0])
+    z = fitted.transform(d.observations)
+    np.testing.assert_allclose(F, np.concatenate([z["controllable_relevant"][:, 0],
+                                                  z["uncontrollable_irrelevant"][:, 0]], -1), atol=1e-6)
+    policy = CEMPolicy(features=feats, n_iter=2, population=4, warmup_episodes=1, eval_episodes=1,
+                       max_episode_steps=5, random_state=0).fit(FourBlockMDP(random_state=0))
+    assert policy.weights_.shape == (4, 5)  # 4-D Box action, 4 features + bias
+    actions = policy.predict(d.observations[:, 0])
+    assert actions.shape == (4, 4) and np.all(np.abs(actions) <= 1.0)
+    assert policy.history_["env_steps"][-1] == 5 + 2 * 4 * 5  # warm-up + 2 generations x 4 candidates
+
+
+def test_policy_bad_input(fitted):
+    from crl_neuro.rl import BlockFeatures, CEMPolicy, DistractorCartPole, TrueStateObservation
+
+    env = _SignBandit()
+    with pytest.raises(TypeError, match="env"):
+        CEMPolicy().fit("CartPole-v1")
+    with pytest.raises(TypeError, match="features"):
+        CEMPolicy(features=3).fit(env)
+    with pytest.raises(ValueError, match="population"):
+        CEMPolicy(population=1).fit(env)
+    with pytest.raises(ValueError, match="elite_frac"):
+        CEMPolicy(elite_frac=1.5).fit(env)
+    with pytest.raises(NotFittedError):
+        CEMPolicy().predict(np.zeros((2, 3)))
+    with pytest.raises(NotFittedError):
+        BlockFeatures(IFactorWorldModel(DIMS))
+    with pytest.raises(ValueError, match="blocks"):
+        BlockFeatures(fitted, ["reward"])
+    with pytest.raises(ValueError, match="blocks"):
+        TrueStateObservation(DistractorCartPole(), ["wind"])
+    policy = CEMPolicy(n_iter=1, population=4, random_state=0).fit(env)
+    with pytest.raises(ValueError, match="observations"):
+        policy.predict(np.zeros(3))
+    with pytest.raises(ValueError, match="action_space"):
+        policy.evaluate(_SignBandit(continuous=True))
+
+
+def test_n_init_keeps_the_best_initialisation(small_data):
+    d = small_data
+    kw = dict(FAST, max_iter=8)
+    model = IFactorWorldModel(DIMS, n_init=3, random_state=0, **kw).fit(d.observations, d.actions, d.rewards)
+    assert len(model.init_scores_) == 3 and len(set(model.init_scores_)) == 3
+    assert len(model.history_["train_loss"]) == 8 - 8 // 4  # the chosen one is trained for the rest
+    again = clone(model).fit(d.observations, d.actions, d.rewards)
+    assert again.init_scores_ == model.init_scores_
+    single = IFactorWorldModel(DIMS, random_state=0, **kw).fit(d.observations, d.actions, d.rewards)
+    assert single.init_scores_ == []
+
+
+@pytest.mark.slow
+def test_policy_on_learned_relevant_blocks_matches_the_true_state():
+    # The issue's target on the distractor cart-pole, on seed 0 of benchmarks/bench_rl.py
+    # (measured: final return 197 on the learned reward-relevant blocks vs 193 on the
+    # true state; a few minutes on one core).
+    from crl_neuro.rl import BlockFeatures, CEMPolicy, DistractorCartPole, TrueStateObservation
+
+    env = DistractorCartPole(random_state=0)
+    d = collect_episodes(env, n_episodes=30, n_steps=100, random_state=100)
+    dims = dict(zip(BLOCK_KEYS, (4, 1, 1, 4)))
+    model = IFactorWorldModel(dims, max_iter=200, n_init=3, random_state=0)
+    model.fit(d.observations, d.actions, d.rewards)
+
+    def final_return(policy_env, features):
+        policy = CEMPolicy(features=features, n_iter=15, random_state=0).fit(policy_env)
+        return policy.evaluate(policy_env, 20, random_state=10_000).mean()
+
+    oracle = final_return(TrueStateObservation(env), None)
+    learned = final_return(env, BlockFeatures(model))
+    assert oracle > 150
+    assert learned >= 0.9 * oracle

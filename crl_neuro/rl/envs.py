@@ -13,6 +13,7 @@ representations can be scored against the ground truth.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
@@ -22,7 +23,7 @@ from sklearn.utils import Bunch
 
 from crl_neuro.core.validation import check_float, check_int
 
-__all__ = ["BLOCK_KEYS", "FourBlockMDP", "DistractorCartPole", "collect_episodes"]
+__all__ = ["BLOCK_KEYS", "FourBlockMDP", "DistractorCartPole", "TrueStateObservation", "collect_episodes"]
 
 #: Block names, in the order used throughout :mod:`crl_neuro.rl`.
 BLOCK_KEYS: tuple[str, ...] = (
@@ -192,6 +193,10 @@ class FourBlockMDP(gym.Env):
         return self._observe(self._state), reward, False, truncated, self._info()
 
 
+_THETA_MAX = 0.2095  # 12 degrees: the classic failure angle
+_X_MAX = 2.4  # the classic track half-length
+
+
 def _cartpole_step(state: np.ndarray, force: float, dt: float = 0.02) -> np.ndarray:
     """One Euler step of the classic cart-pole (Barto, Sutton & Anderson 1983) equations."""
     gravity, m_cart, m_pole, half_len = 9.8, 1.0, 0.1, 0.5
@@ -211,15 +216,25 @@ class DistractorCartPole(gym.Env):
 
     * ``"controllable_relevant"``: the controlled cart-pole ``(x, x_dot, theta, theta_dot)``;
     * ``"uncontrollable_relevant"``: a scalar "wind" AR(1) process that adds to the reward;
-    * ``"controllable_irrelevant"``: a scalar indicator driven by the action
-      (``i_{t+1} = 0.8 i_t + 0.5 (2 a_t - 1)``) that never enters the reward;
+    * ``"controllable_irrelevant"``: a lamp ``i in {-1, 1}`` (1 at reset) that every
+      push to the right toggles (``i_{t+1} = -i_t`` if ``a_t = 1``); it never enters the
+      reward. (A lamp that integrated the pushes would be nearly a function of the
+      cart's velocity, i.e. not a separate block.)
     * ``"uncontrollable_irrelevant"``: a second cart-pole pushed by random forces.
 
-    The reward of a step is ``1 + wind`` from the state before the step (as in
-    :class:`FourBlockMDP`); the episode terminates when the controlled pole leaves
-    ±12° or the cart ±2.4 (the second cart is reset when it falls). Observations are
-    a fixed random linear mixing of the 10-dimensional state (``obs_dim`` features)
-    plus noise. Actions: ``Discrete(2)`` (push left/right).
+    The reward of a step is computed from the state before the step (as in
+    :class:`FourBlockMDP`)::
+
+        r_t = 1 + wind_t - pole_penalty * ((theta_t / 0.2095) ** 2 + (x_t / 2.4) ** 2)
+
+    The episode terminates when the controlled pole leaves ±12° (0.2095 rad) or the
+    cart ±2.4 (the second cart is reset when it falls). In the classic task the
+    cart-pole matters for the return only through termination, which a world model
+    fitted on restarted episodes never sees; the penalty (zero at the upright, centred
+    state, -2 at the failure bounds) makes it reward-relevant at every step, as the
+    IFactor setting requires (``pole_penalty=0`` gives the classic reward ``1 + wind``). Observations are a fixed random linear
+    mixing of the 10-dimensional state (``obs_dim`` features) plus noise. Actions:
+    ``Discrete(2)`` (push left/right).
 
     Parameters
     ----------
@@ -229,6 +244,8 @@ class DistractorCartPole(gym.Env):
         Truncation length.
     obs_noise : float
         Observation noise.
+    pole_penalty : float
+        Weight of the pole-angle and cart-position penalty in the reward.
     random_state : int | None
         Seed of the mixing.
     """
@@ -237,15 +254,17 @@ class DistractorCartPole(gym.Env):
     _DIMS = (4, 1, 1, 4)
 
     def __init__(self, obs_dim: int = 16, max_steps: int = 200, obs_noise: float = 0.01,
-                 random_state: int | None = 0) -> None:
+                 pole_penalty: float = 1.0, random_state: int | None = 0) -> None:
         self.obs_dim = check_int(obs_dim, "obs_dim", min_value=10)
         self.max_steps = check_int(max_steps, "max_steps", min_value=1)
         self.obs_noise = check_float(obs_noise, "obs_noise", min_value=0.0)
+        self.pole_penalty = check_float(pole_penalty, "pole_penalty", min_value=0.0)
         self.random_state = random_state
         rng = np.random.default_rng(random_state)
         self._M = rng.normal(size=(10, self.obs_dim)) / np.sqrt(10)
-        # Per-state scaling so every variable contributes comparably to the observation.
-        self._scale = np.array([1.0, 1.0, 10.0, 2.0, 1.0, 1.0, 1.0, 1.0, 10.0, 2.0])
+        # Per-state scaling so that, under a random policy, every variable has a standard
+        # deviation of about 1 in the observation (else the VAE neglects the small ones).
+        self._scale = np.array([10.0, 2.0, 10.0, 1.25, 2.5, 1.0, 10.0, 2.0, 10.0, 1.25])
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(self.obs_dim,), dtype=np.float32)
         self.action_space = spaces.Discrete(2)
         self._state = np.zeros(10)
@@ -267,6 +286,7 @@ class DistractorCartPole(gym.Env):
         super().reset(seed=seed)
         self._state = np.zeros(10)
         self._state[:4] = self.np_random.uniform(-0.05, 0.05, size=4)
+        self._state[5] = 1.0
         self._state[6:] = self.np_random.uniform(-0.05, 0.05, size=4)
         self._t = 0
         return self._observe(), self._info()
@@ -276,20 +296,60 @@ class DistractorCartPole(gym.Env):
         if not self.action_space.contains(action):
             raise ValueError(f"action must be 0 or 1, got {action!r}")
         s = self._state
-        reward = 1.0 + float(s[4])
+        reward = 1.0 + float(s[4]) - self.pole_penalty * float(
+            (s[2] / _THETA_MAX) ** 2 + (s[0] / _X_MAX) ** 2)
         push = 2.0 * int(action) - 1.0
         new = np.empty(10)
         new[:4] = _cartpole_step(s[:4], 10.0 * push)
         new[4] = 0.9 * s[4] + 0.2 * self.np_random.normal()
-        new[5] = 0.8 * s[5] + 0.5 * push
+        new[5] = -s[5] if int(action) == 1 else s[5]  # a lamp toggled by every right push
         new[6:] = _cartpole_step(s[6:], 10.0 * self.np_random.choice([-1.0, 1.0]))
         if abs(new[6]) > 2.4 or abs(new[8]) > 0.21:  # the distractor cart restarts silently
             new[6:] = self.np_random.uniform(-0.05, 0.05, size=4)
         self._state = new
         self._t += 1
-        terminated = bool(abs(new[0]) > 2.4 or abs(new[2]) > 0.2095)
+        terminated = bool(abs(new[0]) > _X_MAX or abs(new[2]) > _THETA_MAX)
         truncated = self._t >= self.max_steps
         return self._observe(), reward, terminated, truncated, self._info()
+
+
+class TrueStateObservation(gym.Wrapper):
+    """Replace the observation by chosen true blocks of the state (an oracle representation).
+
+    Used as the reference for policy learning: a policy on the true state is what
+    a policy on learned blocks should match.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        An environment exposing ``info["blocks"]`` (:class:`FourBlockMDP`,
+        :class:`DistractorCartPole`).
+    blocks : sequence of str | None
+        Blocks to concatenate, in this order; ``None``: all four (the whole state).
+    """
+
+    def __init__(self, env: gym.Env, blocks: Any = None) -> None:
+        super().__init__(env)
+        blocks = BLOCK_KEYS if blocks is None else blocks
+        if isinstance(blocks, str) or not all(b in BLOCK_KEYS for b in blocks) or len(blocks) == 0:
+            raise ValueError(f"blocks must be a non-empty list of names from {list(BLOCK_KEYS)}, got {blocks!r}")
+        self.blocks = tuple(blocks)
+        _, info = copy.deepcopy(env).reset(seed=0)
+        n = sum(np.asarray(info["blocks"][b]).size for b in self.blocks)
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(n,), dtype=np.float32)
+
+    def _state(self, info: dict) -> np.ndarray:
+        return np.concatenate([np.asarray(info["blocks"][b], dtype=np.float32).ravel() for b in self.blocks])
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Reset the wrapped env; the observation is the chosen true blocks."""
+        _, info = self.env.reset(seed=seed, options=options)
+        return self._state(info), info
+
+    def step(self, action: Any):
+        """Step the wrapped env; the observation is the chosen true blocks."""
+        _, reward, terminated, truncated, info = self.env.step(action)
+        return self._state(info), reward, terminated, truncated, info
 
 
 def collect_episodes(
