@@ -78,7 +78,7 @@ def _score(data: Any, Z: np.ndarray, network: np.ndarray | None) -> dict[str, An
 
 
 def _run_one(problem: tuple, seed: int, methods: list[str], device: str, max_iter: int,
-             threads: int) -> list[dict[str, Any]]:
+             threads: int, n_init: int = 1) -> list[dict[str, Any]]:
     import torch
 
     torch.set_num_threads(threads)
@@ -105,7 +105,8 @@ def _run_one(problem: tuple, seed: int, methods: list[str], device: str, max_ite
             if method in ("crl_nonlinear", "crl_nonlinear_linprior"):
                 prior = "flow" if method == "crl_nonlinear" else "linear"
                 module, info = fit_nonlinear(data.X, data.domains, n, max_iter=max_iter,
-                                             device=device, random_state=seed, prior=prior)
+                                             device=device, random_state=seed, prior=prior,
+                                             n_init=n_init)
                 Z = encode(module, data.X, device=device)
                 network = info["markov_network"]
                 if method == "crl_nonlinear":
@@ -192,6 +193,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help=f"comma-separated subset of {','.join(METHODS)}")
     parser.add_argument("--problems", default=None,
                         help="comma-separated indices into the problem list (default: all)")
+    parser.add_argument("--n-init", type=int, default=1,
+                        help="restarts of the crl_nonlinear VAEs (best validation objective kept)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per job")
     parser.add_argument("--n-jobs", type=int, default=1, help="joblib jobs over problems x seeds")
     parser.add_argument("--out", default=None, help="optional CSV path for the per-run rows")
@@ -217,13 +220,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             device_name = torch.cuda.get_device_name(dev)
     print(f"crl_neuro nonlinear benchmark: device {args.device} ({device_name}), "
           f"{args.threads} torch thread(s) per job, {args.n_jobs} job(s), "
-          f"{len(problems)} problem(s) x {len(seeds)} seed(s), max_iter {max_iter}")
+          f"{len(problems)} problem(s) x {len(seeds)} seed(s), max_iter {max_iter}, "
+          f"n_init {args.n_init}")
 
     from joblib import Parallel, delayed
 
     t0 = time.perf_counter()
     results = Parallel(n_jobs=args.n_jobs, return_as="generator")(
-        delayed(_run_one)(p, s, methods, args.device, max_iter, args.threads)
+        delayed(_run_one)(p, s, methods, args.device, max_iter, args.threads, args.n_init)
         for p in problems for s in seeds
     )
     rows = []

@@ -310,3 +310,16 @@ def test_multidistribution_crl_nonlinear_path(chain4, tmp_path):
         MultiDistributionCRL(4, mixing="nonlinear").fit(
             chain4.X, chain4.domains, init_unmixing=np.eye(4, chain4.X.shape[1])
         )
+
+
+def test_restarts_keep_best_validation_objective(tiny):
+    kw = dict(max_iter=4, batch_size=64, random_state=5)
+    m1, info1 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=1, **kw)
+    m3, info3 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, **kw)
+    vals = info3["restart_val_losses"]
+    assert len(vals) == 3 and vals[0] == info1["best_val_loss"]
+    assert info3["best_val_loss"] == min(vals)
+    if int(np.argmin(vals)) == 0:  # the first restart is the n_init=1 fit
+        np.testing.assert_array_equal(encode(m3, tiny.X), encode(m1, tiny.X))
+    with pytest.raises(ValueError, match="n_init"):
+        fit_nonlinear(tiny.X, tiny.domains, 3, n_init=0, max_iter=1)

@@ -607,6 +607,10 @@ class MultiDistributionCRL(BaseCRLEstimator):
         Seeds the random restarts of :func:`sparsity_search`.
     verbose : int
         Verbosity (logs to the ``crl_neuro`` logger).
+    n_init : int
+        Nonlinear mixing only: number of VAE trainings from different seeds; the
+        one with the best validation objective is kept (each costs one fit). The
+        linear path always runs its own restarts (:func:`sparsity_search`).
 
     Attributes
     ----------
@@ -654,11 +658,13 @@ class MultiDistributionCRL(BaseCRLEstimator):
         device: str = "cpu",
         random_state: Any = None,
         verbose: int = 0,
+        n_init: int = 1,
     ) -> None:
         self.n_latents = n_latents
         self.mixing = mixing
         self.sparsity = sparsity
         self.max_iter = max_iter
+        self.n_init = n_init
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -672,6 +678,7 @@ class MultiDistributionCRL(BaseCRLEstimator):
         if self.max_iter is not None:
             check_int(self.max_iter, "max_iter", min_value=1)
         check_choice(self.device, "device", ["cpu", "cuda", "auto"])
+        check_int(self.n_init, "n_init", min_value=1)
 
     def fit(self, X: Any, domains: Any, init_unmixing: Any = None) -> "MultiDistributionCRL":
         """Fit the unmixing and the latent Markov network.
@@ -791,6 +798,7 @@ class MultiDistributionCRL(BaseCRLEstimator):
             sparsity=1.0 if isinstance(self.sparsity, str) else float(self.sparsity),
             max_iter=200 if self.max_iter is None else self.max_iter,
             device=self.device, random_state=self.random_state, verbose=self.verbose,
+            n_init=self.n_init,
         )
         self.module_ = module.cpu().eval()
         self.config_ = dict(info["config"])

@@ -140,6 +140,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "lr_decay": True,
     "obs_log_std_min": -5.0,
     "init_module": None,
+    "n_init": 1,
     "refine": None,
     "min_partial_corr": 0.2,
 }
@@ -498,7 +499,10 @@ def fit_nonlinear(
         penalty schedule; ``lr_decay`` (True: cosine decay to 5% once the penalty
         is constant); ``patience`` (30 epochs without a relative validation
         improvement of ``tol`` = 1e-3, counted once the penalty is constant);
-        ``validation_fraction`` (0.1); ``refine`` (None: True unless
+        ``validation_fraction`` (0.1); ``n_init`` (1: number of trainings
+        from different seeds ``random_state + r``; the one with the best
+        validation objective is kept, the others' values are in
+        ``info["restart_val_losses"]``); ``refine`` (None: True unless
         ``prior="independent"``; sparsity refinement of the encoded latents,
         :func:`refine_latents`) and its ``min_partial_corr``
         (0.2); ``threshold`` (0.3) and ``min_strength`` (0.02) of the
@@ -516,7 +520,8 @@ def fit_nonlinear(
         ``markov_network`` (n_latents, n_latents) bool; ``adjacency`` (n_latents,
         n_latents) learned ``A`` in standardised units (``[j, i]``: ``j -> i``);
         ``history`` (dict of per-epoch lists: ``loss``, ``val_loss``,
-        ``penalty_weight``, ``penalty``); ``n_iter``; ``converged``; ``config``
+        ``penalty_weight``, ``penalty``); ``n_iter``; ``converged``;
+        ``best_val_loss``; ``restart_val_losses``; ``config``
         (for :func:`build_module`); ``latent_std``; ``fit_time`` seconds;
         ``device``; with ``refine=True`` also ``edge_strength`` (k, k) RMS
         partial correlations, ``domain_precisions`` (n_domains, k, k) and
@@ -538,6 +543,7 @@ def fit_nonlinear(
     check_choice(opt["prior"], "prior", _PRIORS)
     batch_size = check_int(opt["batch_size"], "batch_size", min_value=2)
     check_float(opt["min_partial_corr"], "min_partial_corr", min_value=0.0, max_value=1.0)
+    n_init = check_int(opt["n_init"], "n_init", min_value=1)
     if opt["refine"] is None:  # the independent prior (iVAE) has no network to sparsify
         opt["refine"] = opt["prior"] != "independent"
     if not isinstance(opt["refine"], (bool, np.bool_)):
@@ -551,141 +557,151 @@ def fit_nonlinear(
     t0 = time.perf_counter()
     # fork the RNG so that seeding does not touch the caller's global torch state
     rng_devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=rng_devices):
-        return _fit(X, codes, n, sparsity, max_iter, dev, seed, verbose, opt, t0, old_threads,
-                    batch_size)
-
-
-def _fit(X, codes, n, sparsity, max_iter, dev, seed, verbose, opt, t0, old_threads, batch_size):
-    """Training body of :func:`fit_nonlinear` (arguments already validated)."""
-    n_domains = int(codes.max()) + 1
     try:
-        torch.manual_seed(seed)
-        rng = np.random.RandomState(seed)
-        config = {
-            "n_features": X.shape[1], "n_latents": n, "n_domains": n_domains,
-            "prior": opt["prior"], "hidden": int(opt["hidden"]),
-            "flow_hidden": int(opt["flow_hidden"]),
-            "n_base_components": int(opt["n_base_components"]),
-            "obs_log_std_min": float(opt["obs_log_std_min"]),
-        }
-        module = NonlinearCRLVAE(config)
-        module.x_mean.copy_(torch.as_tensor(X.mean(axis=0), dtype=torch.float32))
-        module.x_scale.copy_(torch.as_tensor(X.std(axis=0) + 1e-8, dtype=torch.float32))
-        if opt["init_module"] is not None:  # warm start (same shapes required)
-            if not isinstance(opt["init_module"], NonlinearCRLVAE):
-                raise TypeError("init_module must be a NonlinearCRLVAE returned by fit_nonlinear")
-            module.load_state_dict(opt["init_module"].state_dict())
-        module.to(dev)
-
-        # stratified validation split, for early stopping only
-        perm = rng.permutation(X.shape[0])
-        n_val = int(round(opt["validation_fraction"] * X.shape[0]))
-        val_idx, tr_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
-        Xt = torch.as_tensor(X, dtype=torch.float32, device=dev)
-        Ut = torch.as_tensor(codes, dtype=torch.long, device=dev)
-        tr = torch.as_tensor(tr_idx, device=dev)
-        val = torch.as_tensor(val_idx, device=dev)
-
-        # the adjacency-carrying weights get the L1 (group) penalty instead of weight decay
-        penalised = ("prior.w_parent", "prior.weights")
-        groups = [
-            {"params": [p for k, p in module.named_parameters() if k not in penalised],
-             "weight_decay": opt["weight_decay"]},
-            {"params": [p for k, p in module.named_parameters() if k in penalised],
-             "weight_decay": 0.0},
-        ]
-        optim = torch.optim.AdamW(groups, lr=opt["lr"])
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-
-        history: dict[str, list[float]] = {"loss": [], "val_loss": [], "penalty_weight": [],
-                                            "penalty": []}
-        schedule_end = int(math.ceil((opt["warmup"] + opt["ramp"]) * max_iter))
-        best, best_state, wait, converged = math.inf, None, 0, False
-        epochs = _progress(range(max_iter), verbose, "nonlinear CRL")
-        for epoch in epochs:
-            lam = sparsity_weight(epoch, max_iter, sparsity, opt["warmup"], opt["ramp"])
-            if opt["lr_decay"] and epoch >= schedule_end:
-                # cosine decay to 5% of lr once the penalty is constant: sharper final fit
-                frac = (epoch - schedule_end) / max(max_iter - schedule_end, 1)
-                for g in optim.param_groups:
-                    g["lr"] = opt["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-            module.train()
-            order = tr[torch.randperm(tr.numel(), generator=gen).to(dev)]
-            total, count = 0.0, 0
-            for start in range(0, order.numel(), batch_size):
-                b = order[start:start + batch_size]
-                if b.numel() < 2:
-                    continue
-                loss = module.neg_elbo(Xt[b], Ut[b]).mean() + lam * module.prior.penalty()
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(module.parameters(), 10.0)
-                optim.step()
-                total += float(loss.detach()) * b.numel()
-                count += b.numel()
-            module.eval()
-            with torch.no_grad():
-                pen = float(module.prior.penalty())
-                if n_val:
-                    v = float(module.neg_elbo(Xt[val], Ut[val]).mean()) + lam * pen
-                else:
-                    v = total / max(count, 1)
-            history["loss"].append(total / max(count, 1))
-            history["val_loss"].append(v)
-            history["penalty_weight"].append(lam)
-            history["penalty"].append(pen)
-            if verbose >= 2 and epoch % 10 == 0:
-                print(f"epoch {epoch:4d}  loss {history['loss'][-1]:.4f}  val {v:.4f}  "
-                      f"lambda {lam:.4g}  |A|_1 {pen:.4f}")
-            if epoch + 1 < schedule_end:
-                continue
-            # early stopping (only once the objective no longer changes with the schedule)
-            improved = not np.isfinite(best) or v < best - opt["tol"] * abs(best)
-            if improved:
-                best, wait = v, 0
-                best_state = copy.deepcopy(module.state_dict())
-            else:
-                wait += 1
-                if wait >= opt["patience"]:
-                    converged = True
-                    break
-        if best_state is not None:
-            module.load_state_dict(best_state)
-        module.eval()
-
-        with torch.no_grad():
-            Z = _encode_tensor(module, Xt)
-            latent_std = Z.std(dim=0).cpu().numpy().astype(float)
-            A = module.adjacency().detach().cpu().numpy().astype(float)
-        A_std = np.abs(A) * latent_std[:, None]
-        refined = None
-        if opt["refine"]:
-            refined = refine_latents(Z.cpu().numpy().astype(np.float64), codes, seed,
-                                     opt["min_partial_corr"])
-            module.z_mean.copy_(torch.as_tensor(refined["mean"], dtype=torch.float32))
-            module.z_unmix.copy_(torch.as_tensor(refined["unmixing"], dtype=torch.float32))
-            mn = refined["network"]
-        else:
-            mn = markov_network_from_adjacency(A_std, None, opt["threshold"], opt["min_strength"])
+        with torch.random.fork_rng(devices=rng_devices):
+            fits = [_fit(X, codes, n, sparsity, max_iter, dev, (seed + r) % 2**31, verbose, opt,
+                         batch_size) for r in range(n_init)]
+            # restarts: keep the best validation objective (the last is kept on ties)
+            val = [f[1]["best_val_loss"] for f in fits]
+            module, info = fits[int(np.argmin(val))]
+            info["restart_val_losses"] = val
+            del fits
+            _read_out(module, info, X, codes, dev, seed, opt)
     finally:
         if opt["n_threads"] is not None:
             torch.set_num_threads(old_threads)
+    info["fit_time"] = time.perf_counter() - t0
+    return module, info
+
+
+def _fit(X, codes, n, sparsity, max_iter, dev, seed, verbose, opt, batch_size):
+    """Training body of :func:`fit_nonlinear` (arguments already validated)."""
+    n_domains = int(codes.max()) + 1
+    torch.manual_seed(seed)
+    rng = np.random.RandomState(seed)
+    config = {
+        "n_features": X.shape[1], "n_latents": n, "n_domains": n_domains,
+        "prior": opt["prior"], "hidden": int(opt["hidden"]),
+        "flow_hidden": int(opt["flow_hidden"]),
+        "n_base_components": int(opt["n_base_components"]),
+        "obs_log_std_min": float(opt["obs_log_std_min"]),
+    }
+    module = NonlinearCRLVAE(config)
+    module.x_mean.copy_(torch.as_tensor(X.mean(axis=0), dtype=torch.float32))
+    module.x_scale.copy_(torch.as_tensor(X.std(axis=0) + 1e-8, dtype=torch.float32))
+    if opt["init_module"] is not None:  # warm start (same shapes required)
+        if not isinstance(opt["init_module"], NonlinearCRLVAE):
+            raise TypeError("init_module must be a NonlinearCRLVAE returned by fit_nonlinear")
+        module.load_state_dict(opt["init_module"].state_dict())
+    module.to(dev)
+
+    # stratified validation split, for early stopping only
+    perm = rng.permutation(X.shape[0])
+    n_val = int(round(opt["validation_fraction"] * X.shape[0]))
+    val_idx, tr_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    Xt = torch.as_tensor(X, dtype=torch.float32, device=dev)
+    Ut = torch.as_tensor(codes, dtype=torch.long, device=dev)
+    tr = torch.as_tensor(tr_idx, device=dev)
+    val = torch.as_tensor(val_idx, device=dev)
+
+    # the adjacency-carrying weights get the L1 (group) penalty instead of weight decay
+    penalised = ("prior.w_parent", "prior.weights")
+    groups = [
+        {"params": [p for k, p in module.named_parameters() if k not in penalised],
+         "weight_decay": opt["weight_decay"]},
+        {"params": [p for k, p in module.named_parameters() if k in penalised],
+         "weight_decay": 0.0},
+    ]
+    optim = torch.optim.AdamW(groups, lr=opt["lr"])
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+
+    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "penalty_weight": [],
+                                        "penalty": []}
+    schedule_end = int(math.ceil((opt["warmup"] + opt["ramp"]) * max_iter))
+    best, best_state, wait, converged = math.inf, None, 0, False
+    epochs = _progress(range(max_iter), verbose, "nonlinear CRL")
+    for epoch in epochs:
+        lam = sparsity_weight(epoch, max_iter, sparsity, opt["warmup"], opt["ramp"])
+        if opt["lr_decay"] and epoch >= schedule_end:
+            # cosine decay to 5% of lr once the penalty is constant: sharper final fit
+            frac = (epoch - schedule_end) / max(max_iter - schedule_end, 1)
+            for g in optim.param_groups:
+                g["lr"] = opt["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        module.train()
+        order = tr[torch.randperm(tr.numel(), generator=gen).to(dev)]
+        total, count = 0.0, 0
+        for start in range(0, order.numel(), batch_size):
+            b = order[start:start + batch_size]
+            if b.numel() < 2:
+                continue
+            loss = module.neg_elbo(Xt[b], Ut[b]).mean() + lam * module.prior.penalty()
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(module.parameters(), 10.0)
+            optim.step()
+            total += float(loss.detach()) * b.numel()
+            count += b.numel()
+        module.eval()
+        with torch.no_grad():
+            pen = float(module.prior.penalty())
+            if n_val:
+                v = float(module.neg_elbo(Xt[val], Ut[val]).mean()) + lam * pen
+            else:
+                v = total / max(count, 1)
+        history["loss"].append(total / max(count, 1))
+        history["val_loss"].append(v)
+        history["penalty_weight"].append(lam)
+        history["penalty"].append(pen)
+        if verbose >= 2 and epoch % 10 == 0:
+            print(f"epoch {epoch:4d}  loss {history['loss'][-1]:.4f}  val {v:.4f}  "
+                  f"lambda {lam:.4g}  |A|_1 {pen:.4f}")
+        if epoch + 1 < schedule_end:
+            continue
+        # early stopping (only once the objective no longer changes with the schedule)
+        improved = not np.isfinite(best) or v < best - opt["tol"] * abs(best)
+        if improved:
+            best, wait = v, 0
+            best_state = copy.deepcopy(module.state_dict())
+        else:
+            wait += 1
+            if wait >= opt["patience"]:
+                converged = True
+                break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+
     info = {
-        "markov_network": mn,
-        "adjacency": A_std,
         "history": history,
         "n_iter": len(history["loss"]),
         "converged": converged,
         "config": config,
-        "latent_std": latent_std,
-        "fit_time": time.perf_counter() - t0,
+        "best_val_loss": float(best),
         "device": str(dev),
     }
-    if refined is not None:
-        info.update(edge_strength=refined["strength"], domain_precisions=refined["precisions"],
-                    changing_edges=refined["changing_edges"])
     return module, info
+
+
+def _read_out(module: NonlinearCRLVAE, info: dict[str, Any], X: np.ndarray, codes: np.ndarray,
+              dev: torch.device, seed: int, opt: dict[str, Any]) -> None:
+    """Refinement and Markov network of a trained module (updates ``module`` and ``info``)."""
+    with torch.no_grad():
+        Z = _encode_tensor(module, torch.as_tensor(X, dtype=torch.float32, device=dev))
+        latent_std = Z.std(dim=0).cpu().numpy().astype(float)
+        A = module.adjacency().detach().cpu().numpy().astype(float)
+    A_std = np.abs(A) * latent_std[:, None]
+    if opt["refine"]:
+        refined = refine_latents(Z.cpu().numpy().astype(np.float64), codes, seed,
+                                 opt["min_partial_corr"])
+        module.z_mean.copy_(torch.as_tensor(refined["mean"], dtype=torch.float32))
+        module.z_unmix.copy_(torch.as_tensor(refined["unmixing"], dtype=torch.float32))
+        info.update(markov_network=refined["network"], edge_strength=refined["strength"],
+                    domain_precisions=refined["precisions"],
+                    changing_edges=refined["changing_edges"])
+    else:
+        info["markov_network"] = markov_network_from_adjacency(
+            A_std, None, opt["threshold"], opt["min_strength"])
+    info.update(adjacency=A_std, latent_std=latent_std)
 
 
 def refine_latents(
