@@ -289,7 +289,7 @@ def test_multidistribution_crl_nonlinear_path(chain4, tmp_path):
     """``MultiDistributionCRL(mixing="nonlinear")`` runs the engine and round-trips."""
     from crl_neuro.core import MultiDistributionCRL
 
-    est = MultiDistributionCRL(4, mixing="nonlinear", max_iter=60, random_state=0)
+    est = MultiDistributionCRL(4, mixing="nonlinear", max_iter=60, random_state=0, n_init=1)
     Z = est.fit(chain4.X, chain4.domains).transform(chain4.X)
     assert Z.shape == (chain4.X.shape[0], 4)
     net = est.markov_network_
@@ -323,3 +323,7 @@ def test_restarts_keep_best_validation_objective(tiny):
         np.testing.assert_array_equal(encode(m3, tiny.X), encode(m1, tiny.X))
     with pytest.raises(ValueError, match="n_init"):
         fit_nonlinear(tiny.X, tiny.domains, 3, n_init=0, max_iter=1)
+    from crl_neuro.core import MultiDistributionCRL
+
+    with pytest.raises(ValueError, match="n_init"):
+        MultiDistributionCRL(3, mixing="nonlinear", n_init=0).fit(tiny.X, tiny.domains)
