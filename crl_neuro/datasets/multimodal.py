@@ -13,9 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
-from crl_neuro.core.validation import check_float, check_int
+from crl_neuro.core.validation import check_choice, check_float, check_int
 
-__all__ = ["simulate_multimodal"]
+__all__ = ["simulate_multimodal", "structurally_identifiable"]
 
 
 def _per_modality(value: Any, n_modalities: int, name: str, min_value: int) -> list[int]:
@@ -39,6 +39,50 @@ def _leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
     return np.where(x > 0, x, slope * x)
 
 
+def structurally_identifiable(dag: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Which latents the cross-modal structure singles out inside their modality.
+
+    Latent ``i`` passes when the neighbourhoods (in the moral graph of ``dag``) of its
+    neighbours in other modalities meet ``i``'s modality only at ``i``: mixing ``i``
+    with another latent of its modality would then add a cross-modal link, which is the
+    structural sparsity behind component-wise identifiability (Sun et al., ICLR 2025).
+    A latent that fails (e.g. the effect of a link inside its modality with no child
+    in another modality, or a latent without cross-modal neighbours) can be replaced by
+    a mixture without a denser cross-modal graph; no method can then recover it from
+    observational data alone.
+
+    Parameters
+    ----------
+    dag : ndarray, shape (n_total, n_total)
+        Weights of the latent DAG, ``dag[i, j] != 0`` for ``i -> j``.
+    block : ndarray, shape (n_total,)
+        Modality index of each latent.
+
+    Returns
+    -------
+    ok : ndarray of bool, shape (n_total,)
+    """
+    A = np.asarray(dag) != 0
+    block = np.asarray(block)
+    n = A.shape[0]
+    moral = A | A.T
+    for j in range(n):
+        parents = np.flatnonzero(A[:, j])
+        moral[np.ix_(parents, parents)] = True
+    np.fill_diagonal(moral, False)
+    ok = np.zeros(n, bool)
+    for i in range(n):
+        same = block == block[i]
+        cross_neighbours = np.flatnonzero(moral[i] & ~same)
+        if cross_neighbours.size == 0:
+            continue
+        common = same.copy()
+        for c in cross_neighbours:
+            common &= moral[c] | (np.arange(n) == c)
+        ok[i] = common.sum() == 1 and common[i]
+    return ok
+
+
 def simulate_multimodal(
     n_samples: int = 2000,
     n_modalities: int = 2,
@@ -51,6 +95,7 @@ def simulate_multimodal(
     nonlinearity: float = 0.5,
     slope: float = 0.25,
     noise_std: float = 0.0,
+    innovations: str = "gaussian",
     modality_names: Sequence[str] | None = None,
     random_state: Any = None,
 ) -> Bunch:
@@ -67,8 +112,9 @@ def simulate_multimodal(
     2. ``within_edges`` random edges inside each modality (where per-modality ICA is
        misspecified: the latents of a modality are dependent).
     3. Nonlinear SEM in causal order: ``z_j = sum_i w_ij g_i(z_i) + e_j`` with
-       ``g(u) = u + nonlinearity * tanh(2 u) / 2`` (monotone), Gaussian ``e_j``,
-       each latent standardised after it is generated.
+       ``g(u) = u + nonlinearity * tanh(2 u) / 2`` (monotone), exogenous noises ``e_j``
+       drawn from ``innovations`` (unit variance), each latent standardised after it is
+       generated.
     4. Per-modality mixing: a well-conditioned linear map (``n_features`` x ``k``, singular
        values in [1, 2]) followed by a leaky ReLU, then ``n_layers - 1`` further square
        well-conditioned layers, each followed by a leaky ReLU (invertible for
@@ -101,6 +147,13 @@ def simulate_multimodal(
         Negative slope of the leaky ReLUs, in (0, 1].
     noise_std : float
         Standard deviation of the observation noise added to the standardised features.
+    innovations : {"gaussian", "laplace", "uniform"}
+        Distribution of the exogenous noises of the latent SEM. With Gaussian noises a
+        causal link inside a modality is invisible to second-order statistics (a
+        modality's latents can be rotated into canonical pairs with the other
+        modalities); non-Gaussian noises make the exogenous noises recoverable by
+        independence, which :class:`crl_neuro.multimodal.MultiModalCRL` uses with
+        ``align="ica"``.
     modality_names : sequence of str | None
         Names of the modalities (default ``"m1"``, ``"m2"``, ...).
     random_state : None | int | numpy RandomState
@@ -116,7 +169,8 @@ def simulate_multimodal(
         and columns of the graphs), ``latents`` (n_samples, n_total), ``dag``
         (n_total, n_total) weights, ``dag[i, j] != 0`` means latent ``i -> j``;
         ``cross_modal_graph`` (the entries of ``dag`` between different modalities);
-        ``within_modality_graph`` (the others); ``order`` (the causal order used);
+        ``within_modality_graph`` (the others); ``identifiable`` (bool per latent, see
+        :func:`structurally_identifiable`); ``order`` (the causal order used);
         ``mixing`` (dict modality -> list of layer weight matrices).
 
     Examples
@@ -142,6 +196,7 @@ def simulate_multimodal(
     if slope == 0:
         raise ValueError("slope must be > 0 (a zero slope makes the mixing non-invertible)")
     noise_std = check_float(noise_std, "noise_std", min_value=0.0)
+    innovations = check_choice(innovations, "innovations", ("gaussian", "laplace", "uniform"))
     if modality_names is None:
         modality_names = [f"m{m + 1}" for m in range(n_modalities)]
     names = [str(n) for n in modality_names]
@@ -189,7 +244,12 @@ def simulate_multimodal(
     Z = np.zeros((n_samples, n_total))
     for j in order:
         parents = np.flatnonzero(dag[:, j])
-        z = rng.normal(size=n_samples)
+        if innovations == "laplace":
+            z = rng.laplace(scale=1 / np.sqrt(2), size=n_samples)
+        elif innovations == "uniform":
+            z = rng.uniform(-np.sqrt(3), np.sqrt(3), size=n_samples)
+        else:
+            z = rng.normal(size=n_samples)
         for i in parents:
             z = z + dag[i, j] * (Z[:, i] + nonlinearity * np.tanh(2.0 * Z[:, i]) / 2.0)
         Z[:, j] = (z - z.mean()) / z.std()
@@ -214,6 +274,7 @@ def simulate_multimodal(
         dag=dag,
         cross_modal_graph=cross,
         within_modality_graph=dag - cross,
+        identifiable=structurally_identifiable(dag, block),
         order=order,
         mixing=mixing,
     )

@@ -50,7 +50,8 @@ class MultiModalVAE(nn.Module):
     ----------
     config : dict
         ``n_features`` (list of int), ``latent_dims`` (list of int), ``hidden`` (int),
-        ``n_hidden`` (int): everything needed to rebuild the module.
+        ``n_hidden`` (int), optional ``noise`` (``"gaussian"`` or ``"laplace"``, the
+        distribution of the SEM's exogenous noises): everything needed to rebuild it.
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -110,7 +111,14 @@ class MultiModalVAE(nn.Module):
         B = self.adjacency()
         e = z - z @ B
         log_std = self.log_noise_std
-        lp = -0.5 * ((e / log_std.exp()) ** 2 + 2 * log_std + _LOG2PI).sum(1)
+        if self.config.get("noise", "gaussian") == "laplace":
+            # Laplace noises of standard deviation exp(log_std) (scale std / sqrt 2):
+            # a Gaussian prior would let the encoders Gaussianise the latents and
+            # erase the non-Gaussianity that the ICA alignment needs.
+            log_b = log_std - 0.5 * math.log(2.0)
+            lp = -(e.abs() / log_b.exp() + log_b + math.log(2.0)).sum(1)
+        else:
+            lp = -0.5 * ((e / log_std.exp()) ** 2 + 2 * log_std + _LOG2PI).sum(1)
         eye = torch.eye(B.shape[0], device=B.device, dtype=B.dtype)
         return lp + torch.linalg.slogdet(eye - B)[1]
 
