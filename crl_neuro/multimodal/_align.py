@@ -57,6 +57,16 @@ def _objective(mats, S, eps, latent_dims):
     return (torch.sqrt(off ** 2 + eps ** 2) - eps).sum(dim=(1, 2))
 
 
+def _block_whiteners(C: np.ndarray, latent_dims: list[int]) -> list[np.ndarray]:
+    """Symmetric whitening matrix of each modality's block of the covariance ``C``."""
+    out, start = [], 0
+    for k in latent_dims:
+        vals, vecs = np.linalg.eigh(C[start:start + k, start:start + k])
+        out.append(vecs @ np.diag(np.clip(vals, 1e-12, None) ** -0.5) @ vecs.T)
+        start += k
+    return out
+
+
 def sparsity_alignment(
     Z: np.ndarray,
     latent_dims: list[int],
@@ -102,12 +112,7 @@ def sparsity_alignment(
     # Whiten each modality: from a badly conditioned block, orthogonal starts around the
     # identity all lie close to one mixture (measured: 3 of 8 random mixings of the true
     # latents were not undone without it, 0 of 8 with it).
-    whiteners = []
-    start = 0
-    for k in latent_dims:
-        vals, vecs = np.linalg.eigh(C[start:start + k, start:start + k])
-        whiteners.append(vecs @ np.diag(np.clip(vals, 1e-12, None) ** -0.5) @ vecs.T)
-        start += k
+    whiteners = _block_whiteners(C, latent_dims)
     Wb = np.zeros((n, n))
     start = 0
     for Wm, k in zip(whiteners, latent_dims):
@@ -133,16 +138,6 @@ def sparsity_alignment(
         return [np.eye(k) for k in latent_dims], float("nan")
     best = int(np.argmin(values))
     return [m[best].detach().numpy() @ Wm for m, Wm in zip(mats, whiteners)], float(values[best])
-
-
-def _block_whiteners(C: np.ndarray, latent_dims: list[int]) -> list[np.ndarray]:
-    """Symmetric whitening matrix of each modality's block of the covariance ``C``."""
-    out, start = [], 0
-    for k in latent_dims:
-        vals, vecs = np.linalg.eigh(C[start:start + k, start:start + k])
-        out.append(vecs @ np.diag(np.clip(vals, 1e-12, None) ** -0.5) @ vecs.T)
-        start += k
-    return out
 
 
 def ica_alignment(
