@@ -132,6 +132,23 @@ def test_save_load_roundtrip(tmp_path, fitted, small_data):
         np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-6)
 
 
+def test_aligned_blocks_are_a_linear_map_of_the_trained_ones(tmp_path, small_data, fitted):
+    d = small_data
+    aligned = clone(fitted).set_params(align_blocks=True).fit(d.observations, d.actions, d.rewards)
+    assert fitted.block_map_ is None and aligned.block_map_.shape == (8, 8)
+    z = np.concatenate([aligned.transform(d.observations)[k] for k in BLOCK_KEYS], -1)
+    raw = np.concatenate([fitted.transform(d.observations)[k] for k in BLOCK_KEYS], -1)
+    # same networks (same seed); only the read-out changes
+    np.testing.assert_allclose(z, (raw - aligned.block_offset_) @ aligned.block_map_.T, atol=1e-8)
+    np.testing.assert_allclose(z.reshape(-1, 8).std(0), 1.0, rtol=1e-6)
+    roll = aligned.imagine(d.observations[:, 0], d.actions[:, :3])
+    np.testing.assert_allclose(roll["blocks"]["uncontrollable_relevant"][:, 0], z[:, 0, 2:4], atol=1e-5)
+    loaded = crl_neuro.load(aligned.save(tmp_path / "aligned.crl"))
+    np.testing.assert_allclose(loaded.block_map_, aligned.block_map_)
+    with pytest.raises(TypeError, match="align_blocks"):
+        clone(fitted).set_params(align_blocks="yes").fit(d.observations, d.actions, d.rewards)
+
+
 def test_not_fitted_and_bad_input(small_data, fitted):
     d = small_data
     with pytest.raises(NotFittedError):
@@ -171,6 +188,25 @@ def test_block_r2_matrix_on_truth_is_identity_like(data):
     assert r2.shape == (4, 4)
     assert np.diag(r2).min() > 0.9
     assert r2[~np.eye(4, dtype=bool)].max() < 0.15
+
+
+def test_block_alignment_recovers_blocks_from_a_mixed_state():
+    """A state known up to a linear mixing across blocks is re-split into the true blocks
+    using only the actions and the rewards."""
+    from crl_neuro.rl._block_align import block_alignment
+
+    d = collect_episodes(FourBlockMDP(random_state=3), n_episodes=20, n_steps=100, random_state=4)
+    S = np.concatenate([d.blocks[k] for k in BLOCK_KEYS], -1)
+    rng = np.random.default_rng(0)
+    mixed = S @ rng.normal(size=(8, 8))
+    as_learned = {k: mixed[..., 2 * i:2 * i + 2] for i, k in enumerate(BLOCK_KEYS)}
+    assert np.diag(block_r2_matrix(d.blocks, as_learned)).mean() < 0.5  # really mixed
+    P, mean = block_alignment(mixed, d.actions, d.rewards, [2, 2, 2, 2], seed=0)
+    Z = (mixed - mean) @ P.T
+    r2 = block_r2_matrix(d.blocks, {k: Z[..., 2 * i:2 * i + 2] for i, k in enumerate(BLOCK_KEYS)})
+    assert np.diag(r2).min() > 0.85, np.round(r2, 2)
+    assert r2[~np.eye(4, dtype=bool)].max() < 0.15, np.round(r2, 2)
+    np.testing.assert_allclose(Z.reshape(-1, 8).std(0), 1.0, rtol=1e-6)
 
 
 def test_explained_variance_game_routes_gradients():
