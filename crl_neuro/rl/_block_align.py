@@ -32,24 +32,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def _fit_mlp(X: np.ndarray, Y: np.ndarray, epochs: int, hidden: int = 64):
-    """ELU MLP regressing ``Y`` on ``X``; returns it as a torch function (seed set by the caller)."""
+def _fit_mlp(X: np.ndarray, Y: np.ndarray, epochs: int, seed: int):
+    """ELU MLP regressing ``Y`` on ``X``, returned as a torch function of ``X``."""
     import torch
 
+    from crl_neuro.core.training import fit_torch
+
     y_mean, y_sd = Y.mean(0), Y.std(0) + 1e-12
-    Xt = torch.as_tensor(X, dtype=torch.float32)
-    Yt = torch.as_tensor((Y - y_mean) / y_sd, dtype=torch.float32)
-    net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], hidden), torch.nn.ELU(),
-                              torch.nn.Linear(hidden, hidden), torch.nn.ELU(),
-                              torch.nn.Linear(hidden, Y.shape[1]))
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    for _ in range(epochs):
-        perm = torch.randperm(len(Xt))
-        for i in range(0, len(Xt), 256):
-            b = perm[i:i + 256]
-            opt.zero_grad()
-            ((net(Xt[b]) - Yt[b]) ** 2).mean().backward()
-            opt.step()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(X.shape[1], 64), torch.nn.ELU(), torch.nn.Linear(64, 64),
+                                  torch.nn.ELU(), torch.nn.Linear(64, Y.shape[1]))
+    fit_torch(net, lambda model, batch: ((model(batch[0]) - batch[1]) ** 2).mean(),
+              (X.astype(np.float32), ((Y - y_mean) / y_sd).astype(np.float32)), max_iter=epochs,
+              lr=3e-3, weight_decay=1e-4, patience=10, random_state=seed)
     scale = torch.as_tensor(y_sd, dtype=torch.float32)
     shift = torch.as_tensor(y_mean, dtype=torch.float32)
     return lambda x: net(x) * scale + shift
@@ -62,11 +58,11 @@ def _probes(S: np.ndarray, A: np.ndarray, R: np.ndarray, steps: int, seed: int,
 
     _, T, n = S.shape
     m = A.shape[-1]
+    step = _fit_mlp(np.concatenate([S[:, :-1].reshape(-1, n), A[:, :-1].reshape(-1, m)], 1),
+                    (S[:, 1:] - S[:, :-1]).reshape(-1, n), epochs, seed)
+    reward = _fit_mlp(S.reshape(-1, n), R.reshape(-1, 1), epochs, seed + 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        step = _fit_mlp(np.concatenate([S[:, :-1].reshape(-1, n), A[:, :-1].reshape(-1, m)], 1),
-                        (S[:, 1:] - S[:, :-1]).reshape(-1, n), epochs)
-        reward = _fit_mlp(S.reshape(-1, n), R.reshape(-1, 1), epochs)
         # start states that have ``steps`` further actions inside their episode
         s0 = torch.as_tensor(S[:, :T - steps].reshape(-1, n), dtype=torch.float32)
         acts = torch.as_tensor(np.stack([A[:, k:T - steps + k] for k in range(steps)], 2)
