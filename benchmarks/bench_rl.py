@@ -157,6 +157,13 @@ MODELS = {
 }
 
 
+def _as_trained(model: Any) -> Any:
+    """Shallow copy of a fitted world model that reads its blocks without the alignment."""
+    plain = copy.copy(model).set_params(align_blocks=False)
+    plain.block_map_ = plain.block_offset_ = None
+    return plain
+
+
 def _run_blocks_seed(seed: int, models: list[str], n_episodes: int, max_iter: int, device: str) -> list[dict]:
     import torch
 
@@ -177,10 +184,8 @@ def _run_blocks_seed(seed: int, models: list[str], n_episodes: int, max_iter: in
                                       align_blocks=True, **MODELS[name])
             model.fit(data.observations, data.actions, data.rewards)
             # one fit, scored as trained (the default) and after the block alignment
-            S = model._encode(data.observations)
-            off = np.concatenate([[0], np.cumsum(model.config_["block_dims"])])
-            variants[name] = {k: S[..., off[i]:off[i + 1]] for i, k in enumerate(BLOCK_KEYS)}
-            variants[name + "+align"] = model.transform(data.observations, data.actions)
+            variants[name] = _as_trained(model).transform(data.observations)
+            variants[name + "+align"] = model.transform(data.observations)
         elapsed = time.perf_counter() - t0
         for label, learned in variants.items():
             r2 = block_r2_matrix(data.blocks, learned, random_state=seed)
@@ -219,8 +224,7 @@ def _run_policy_seed(seed: int, n_episodes: int, max_iter: int, n_iter: int, n_i
         elapsed = time.perf_counter() - t0
         if name == "ifactor":  # the same networks read with and without the block alignment
             models["ifactor+align"] = models["ifactor"]
-            models["ifactor"] = copy.copy(models["ifactor+align"]).set_params(align_blocks=False)
-            models["ifactor"].block_map_ = models["ifactor"].block_offset_ = None
+            models["ifactor"] = _as_trained(models["ifactor"])
         for label in (name, name + "+align"):
             if label in models:
                 r2 = block_r2_matrix(data.blocks, models[label].transform(data.observations), random_state=seed)

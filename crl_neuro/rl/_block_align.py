@@ -132,10 +132,11 @@ def block_alignment(
     if d_cr + d_ur + d_ci + d_ui != n:
         raise ValueError(f"block_dims {block_dims} do not sum to the latent size {n}")
     mean = S.reshape(-1, n).mean(0)
-    evals, evecs = np.linalg.eigh(np.cov((S - mean).reshape(-1, n), rowvar=False))
+    Sc = S - mean
+    evals, evecs = np.linalg.eigh(np.cov(Sc.reshape(-1, n), rowvar=False))
     whiten = evecs @ np.diag(1.0 / np.sqrt(np.maximum(evals, 1e-12 * evals.max()))) @ evecs.T
     A = A - A.reshape(-1, A.shape[-1]).mean(0)
-    control, relevance = _probes((S - mean) @ whiten, A, R, min(steps, S.shape[1] - 1), seed, epochs)
+    control, relevance = _probes(Sc @ whiten, A, R, min(steps, S.shape[1] - 1), seed, epochs)
     # the action splits the state into controllable / uncontrollable coordinates ...
     by_control = np.linalg.eigh(control)[1][:, ::-1].T
     controllable, uncontrollable = by_control[:d_cr + d_ci], by_control[d_cr + d_ci:]
@@ -143,5 +144,5 @@ def block_alignment(
     rows_cr, rows_ci = np.split(_by_relevance(controllable, relevance), [d_cr])
     rows_ur, rows_ui = np.split(_by_relevance(uncontrollable, relevance), [d_ur])
     P = np.concatenate([rows_cr, rows_ur, rows_ci, rows_ui]) @ whiten
-    P = P / ((S - mean).reshape(-1, n) @ P.T).std(0)[:, None]
+    P = P / (Sc.reshape(-1, n) @ P.T).std(0)[:, None]
     return P, mean
