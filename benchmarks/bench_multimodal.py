@@ -203,6 +203,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two small problems, two seeds")
     parser.add_argument("--problems", type=str, default=None,
                         help="comma-separated indices of the full run's problems to run")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default 3; quick 2)")
+    parser.add_argument("--methods", type=str, default=None,
+                        help="comma-separated subset of each problem's methods to run")
     args = parser.parse_args()
     base = ["crl_neuro", "crl_noalign", "ica+pc", "ivae+pc", "concat"]
     within = ["crl_neuro", "crl_ica", "ica+pc", "ivae+pc", "concat"]
@@ -225,6 +228,11 @@ def main() -> None:
         if args.problems:
             problems = [problems[int(i)] for i in args.problems.split(",")]
         seeds, max_iter = [0, 1, 2], 200
+    if args.seeds:
+        seeds = list(range(args.seeds))
+    if args.methods:
+        wanted = args.methods.split(",")
+        problems = [(prob, [m for m in methods if m in wanted]) for prob, methods in problems]
     rows = []
     for prob, methods in problems:
         prob = {"n_samples": 2000, "innovations": "gaussian", **prob}

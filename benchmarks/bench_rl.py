@@ -119,6 +119,20 @@ controllable (true ``c_r`` read at 0.54 from the aligned ``c_r`` block and 0.47 
 the aligned ``u_i`` one) and the toggled lamp takes their place (R² 1.00). Hence
 ``align_blocks=False`` by default.
 
+The cart-pole failure is the alignment's own, not the world model's: applied to the
+*true* 10-D state under a random invertible linear mixing (30 random episodes, seeds
+0 / 1), the aligned ``c_r`` block reads the true cart-pole at R² 0.76 / 0.81 and the
+lamp at 1.00, and the aligned ``u_i`` block holds part of the controlled cart. The
+dynamics probe attributes to the action a spurious effect on the randomly pushed
+second cart (third eigenvalue of the control matrix 0.11) larger than the true
+three-step effect on the cart position (0.07). Tried (same truth test, 2026-11-28):
+10 or 20 probe steps (rollouts of the fitted dynamics diverge; lamp still in
+``c_r``); control measured against the probes' own multi-step prediction error
+(generalised eigenproblem; the ``u_i`` block improves to 0.86 / 0.84, lamp still in
+``c_r``); Huber-loss probes and input-noise-regularised reward probes (no gain or
+worse); action effects from linear impulse-response regressions instead of the
+probe (worse: ``c_r`` 0.49 / 0.65).
+
 Tried on the failing cases without success (same data; ``random_state`` 2001 /
 3001, i.e. seeds 2 / 3 with other initialisations, base 0.68 / 0.65): multi-step
 (overshooting, 5 steps) KL 0.56 / 0.73 at twice the fit time; ``reward_weight=50``
