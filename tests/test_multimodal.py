@@ -150,6 +150,43 @@ def test_ica_alignment_recovers_causally_linked_latents():
     assert ica.mean() >= pcor.mean() + 0.1, (ica.mean(), pcor.mean())
 
 
+def test_latent_maps_undo_a_smooth_warp():
+    """Ground truth for the unwarping step: latents of a linear-Gaussian SEM seen through
+    an unknown smooth invertible warp per modality come back as a linear image of the truth."""
+    import torch
+    from sklearn.linear_model import LinearRegression
+    from torch import nn
+
+    from crl_neuro.multimodal._module import LatentMap
+    from crl_neuro.multimodal._unwarp import fit_latent_maps
+
+    sim = simulate_multimodal(n_samples=1500, n_modalities=3, latent_dims=2, within_edges=0, nonlinearity=0.0,
+                              random_state=0)
+    rng = np.random.default_rng(0)
+    warped = []
+    for m in sim.modalities:
+        u = sim.latents[m] @ rng.normal(size=(2, 2))
+        warped.append((u + 0.15 * u ** 3) @ rng.normal(size=(2, 2)))
+    Z = np.concatenate(warped, axis=1)
+    Z = (Z - Z.mean(0)) / Z.std(0)
+
+    def linear_r2(blocks):
+        return np.array([LinearRegression().fit(b, sim.latents[m]).score(b, sim.latents[m])
+                         for b, m in zip(blocks, sim.modalities)])
+
+    torch.manual_seed(0)
+    maps = nn.ModuleList(LatentMap(2, 16) for _ in sim.modalities)
+    fit_latent_maps(maps, Z, seed=0)
+    with torch.no_grad():
+        Y = [lm(zm) for lm, zm in zip(maps, torch.split(torch.as_tensor(Z, dtype=torch.float32), 2, 1))]
+        dets = [torch.linalg.det(lm.residual(torch.randn(500, 2) * 3)[1]) for lm in maps]
+    before, after = linear_r2(np.split(Z, 3, axis=1)), linear_r2([y.numpy() for y in Y])
+    assert before.min() < 0.92, before  # really warped
+    assert after.min() >= 0.96 and after.mean() >= before.mean() + 0.03, (before, after)
+    np.testing.assert_allclose(np.concatenate(Y).mean(0), 0.0, atol=1e-4)  # centred for the SEM prior
+    assert all(bool((d > 0).all()) for d in dets)  # invertible far outside the data too
+
+
 def test_reparametrize_latents_keeps_reconstructions():
     import torch
 
@@ -174,6 +211,19 @@ def test_reparametrize_latents_keeps_reconstructions():
     torch.testing.assert_close(z1[:, :2], z0[:, :2] @ torch.as_tensor(T[0], dtype=torch.float32).T,
                                rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(z1[:, 2:], z0[:, [3, 2]], rtol=1e-4, atol=1e-4)
+
+    # with (non-trivial) latent maps the re-expression is folded into their output
+    module = build_module({"n_features": [3, 2], "latent_dims": [2, 2], "hidden": 8, "n_hidden": 1,
+                           "unwarp": 4}).eval()
+    with torch.no_grad():
+        for p in module.latent_maps.parameters():
+            p.normal_()
+    before, z0 = recon(module)
+    module.reparametrize_latents(T)
+    after, z1 = recon(module)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(z1[:, :2], z0[:, :2] @ torch.as_tensor(T[0], dtype=torch.float32).T,
+                               rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.slow
@@ -245,6 +295,8 @@ def test_bad_input():
         MultiModalCRL({"a": 2, "b": 2}, align="flow").fit(good)
     with pytest.raises(ValueError, match="sparsity"):
         MultiModalCRL({"a": 2, "b": 2}, sparsity=-1.0).fit(good)
+    with pytest.raises(TypeError, match="unwarp"):
+        MultiModalCRL({"a": 2, "b": 2}, unwarp="yes").fit(good)
     with pytest.raises(NotFittedError):
         MultiModalCRL({"a": 2, "b": 2}).transform(good)
     # the caller's arrays are untouched

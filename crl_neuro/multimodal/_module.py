@@ -43,6 +43,50 @@ def structure_masks(latent_dims: list[int]) -> tuple[np.ndarray, np.ndarray]:
     return cross, within
 
 
+class LatentMap(nn.Module):
+    """Smooth invertible correction of one modality's latents, ``y = L g(z) + b``.
+
+    ``g`` is a residual flow: ``n_blocks`` steps ``u -> u + W2 tanh(W1 u + c1) + c2``
+    with the spectral norms of ``W1`` and ``W2`` capped at 0.95, so each step is the
+    identity plus a contraction and ``g`` is invertible everywhere (a single
+    unconstrained step folded the latent space on one of four measured problems; a
+    single capped step is too stiff to undo strong warps). Every ``W2`` starts at
+    zero, so the map starts as the identity; ``L`` and ``b`` (buffers) receive the
+    linear re-expressions of the alignment once the map is in use.
+    """
+
+    _CAP = 0.95
+
+    def __init__(self, k: int, hidden: int, n_blocks: int = 3) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(k, hidden), nn.Tanh(), nn.Linear(hidden, k)) for _ in range(n_blocks))
+        for block in self.blocks:
+            nn.init.zeros_(block[2].weight)
+            nn.init.zeros_(block[2].bias)
+        self.register_buffer("L", torch.eye(k))
+        self.register_buffer("b", torch.zeros(k))
+
+    def _capped(self, w: torch.Tensor) -> torch.Tensor:
+        norm = torch.linalg.matrix_norm(w, ord=2)
+        return w * torch.clamp(self._CAP / (norm + 1e-12), max=1.0)
+
+    def residual(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``g(z)`` (the map before ``L`` and ``b``) and its Jacobian, shape (n, k, k)."""
+        eye = torch.eye(z.shape[1], dtype=z.dtype, device=z.device)
+        jac = eye.expand(z.shape[0], -1, -1)
+        for block in self.blocks:
+            w1, w2 = self._capped(block[0].weight), self._capped(block[2].weight)
+            t = torch.tanh(z @ w1.T + block[0].bias)
+            step = eye + torch.einsum("ih,nh,hj->nij", w2, 1.0 - t ** 2, w1)
+            jac = step @ jac
+            z = z + t @ w2.T + block[2].bias
+        return z, jac
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.residual(z)[0] @ self.L.T + self.b
+
+
 class MultiModalVAE(nn.Module):
     """Per-modality encoders/decoders with a shared linear-Gaussian SEM prior.
 
@@ -51,7 +95,8 @@ class MultiModalVAE(nn.Module):
     config : dict
         ``n_features`` (list of int), ``latent_dims`` (list of int), ``hidden`` (int),
         ``n_hidden`` (int), optional ``noise`` (``"gaussian"`` or ``"laplace"``, the
-        distribution of the SEM's exogenous noises): everything needed to rebuild it.
+        distribution of the SEM's exogenous noises) and ``unwarp`` (int, hidden width of the per-modality
+        :class:`LatentMap`, 0 for none): everything needed to rebuild it.
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -64,6 +109,8 @@ class MultiModalVAE(nn.Module):
         self.decoders = nn.ModuleList(_mlp(km, hidden, pm, n_hidden) for pm, km in zip(p, k))
         self.dec_log_std = nn.Parameter(torch.full((sum(p),), -1.0))
         n = sum(k)
+        width = int(config.get("unwarp", 0))
+        self.latent_maps = nn.ModuleList(LatentMap(km, width) for km in k) if width else None
         cross, within = structure_masks(k)
         self.register_buffer("cross_mask", torch.as_tensor(cross, dtype=torch.float32))
         self.register_buffer("within_mask", torch.as_tensor(within, dtype=torch.float32))
@@ -88,8 +135,11 @@ class MultiModalVAE(nn.Module):
     def _split(self, x: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
         return list(torch.split(x, sizes, dim=1))
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Standardised posterior means and log-variances of all latents."""
+    def encode(self, x: torch.Tensor, apply_maps: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised posterior means and log-variances of all latents.
+
+        ``apply_maps=False`` returns the means before the latent maps.
+        """
         means, logvars = [], []
         for enc, xm, km in zip(self.encoders, self._split(x, self.n_features), self.latent_dims):
             h = enc(xm)
@@ -104,10 +154,20 @@ class MultiModalVAE(nn.Module):
         else:
             mu, var = self.running_mean, self.running_var
         var = var + 1e-6
-        return (mean - mu) / var.sqrt(), logvar - var.log()
+        mean, logvar = (mean - mu) / var.sqrt(), logvar - var.log()
+        if self.latent_maps is not None and apply_maps:
+            # The maps only act after training of the encoders (see ``MultiModalCRL``);
+            # the log-variances keep referring to the latents before them.
+            mean = torch.cat([lm(zm) for lm, zm in zip(self.latent_maps, self._split(mean, self.latent_dims))], 1)
+        return mean, logvar
+
+    def network_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the VAE and its prior, without those of the latent maps."""
+        maps = set() if self.latent_maps is None else {id(p) for p in self.latent_maps.parameters()}
+        return [p for p in self.parameters() if id(p) not in maps]
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """Exact log-density of the linear-Gaussian SEM (valid for any invertible ``I - B``)."""
+        """Exact log-density of the linear SEM (valid for any invertible ``I - B``)."""
         B = self.adjacency()
         e = z - z @ B
         log_std = self.log_noise_std
@@ -126,15 +186,22 @@ class MultiModalVAE(nn.Module):
     def reparametrize_latents(self, mats: list[np.ndarray]) -> None:
         """Replace each modality's latents ``z_m`` by ``T_m z_m`` without changing the fit.
 
-        The map is folded into the mean head of the encoder (and its running statistics)
-        and its inverse into the first layer of the decoder, so reconstructions are
-        unchanged. ``T_m`` should give unit-variance latents. The SEM prior refers to
-        the old latents, so ``B`` and the noise scales are reset.
+        The map is folded into the mean head of the encoder (and its running statistics),
+        or into the output of the latent map when there is one, and its inverse into the
+        first layer of the decoder, so reconstructions are unchanged. ``T_m`` should give
+        unit-variance latents. The SEM prior refers to the old latents, so ``B`` and
+        the noise scales are reset.
         """
         for m, (enc, dec, km) in enumerate(zip(self.encoders, self.decoders, self.latent_dims)):
             start = sum(self.latent_dims[:m])
             sl = slice(start, start + km)
             T = torch.as_tensor(mats[m], dtype=torch.float32)
+            dec[0].weight.copy_(dec[0].weight @ torch.linalg.inv(T))
+            if self.latent_maps is not None:
+                lm = self.latent_maps[m]
+                lm.L.copy_(T @ lm.L)
+                lm.b.copy_(T @ lm.b)
+                continue
             scale = (self.running_var[sl] + 1e-6).rsqrt()
             G = T * scale[None, :]  # h -> T (h - mu) / sd, as an affine map of h
             head = enc[-1]
@@ -142,8 +209,6 @@ class MultiModalVAE(nn.Module):
             head.bias[:km] = G @ head.bias[:km]
             self.running_mean[sl] = G @ self.running_mean[sl]
             self.running_var[sl] = 1.0 - 1e-6
-            first = dec[0]
-            first.weight.copy_(first.weight @ torch.linalg.inv(T))
         self.B.zero_()
         self.log_noise_std.zero_()
 
