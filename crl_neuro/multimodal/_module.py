@@ -209,6 +209,11 @@ class MultiModalVAE(nn.Module):
             head.bias[:km] = G @ head.bias[:km]
             self.running_mean[sl] = G @ self.running_mean[sl]
             self.running_var[sl] = 1.0 - 1e-6
+        self.reset_prior()
+
+    @torch.no_grad()
+    def reset_prior(self) -> None:
+        """Forget the SEM prior (``B`` and noise scales), e.g. when the latents changed."""
         self.B.zero_()
         self.log_noise_std.zero_()
 

@@ -399,7 +399,7 @@ class MultiModalCRL(BaseCRLEstimator):
                 self._align(module, Xs, (seed + 2) % 2**32)
             if multi and (self.unwarp or self.align is not None):
                 # relearn only the prior, on the final latents
-                module.reparametrize_latents([np.eye(k) for k in self.config_["latent_dims"]])
+                module.reset_prior()
                 module.jitter_adjacency(torch.Generator().manual_seed((seed + 2) % 2**32))
                 prior = [module.B, module.log_noise_std]
                 frozen = [p for p in module.parameters() if all(p is not q for q in prior)]
