@@ -357,7 +357,7 @@ class MultiModalCRL(BaseCRLEstimator):
             "hidden": int(self.hidden),
             "n_hidden": int(self.n_hidden),
             "noise": "laplace" if self.align == "ica" else "gaussian",
-            "unwarp": 16 if self.unwarp else 0,
+            "unwarp": 16 if self.unwarp and len(dims) > 1 else 0,  # maps' hidden width
         }
         old_threads = torch.get_num_threads()
         if dev.type == "cpu":
@@ -419,6 +419,7 @@ class MultiModalCRL(BaseCRLEstimator):
         self.n_iter_ = int(h1.n_epochs + h2.n_epochs)
         if h4 is not None:
             self.history_["unwarp"] = h4.to_dict()
+            self.n_iter_ += int(h4.n_epochs)
         if h3 is not None:
             self.history_["prior"] = h3.to_dict()
             self.n_iter_ += int(h3.n_epochs)
