@@ -167,6 +167,13 @@ def test_not_fitted_and_bad_input(small_data, fitted):
     bad[0, 3, 1] = np.nan
     with pytest.raises(ValueError, match="observations.*NaN"):
         IFactorWorldModel(DIMS).fit(bad, d.actions, d.rewards)
+    with pytest.raises(ValueError, match="is_first"):
+        IFactorWorldModel(DIMS).fit(d.observations, d.actions, d.rewards, is_first=d.is_first[:, :-1])
+    with pytest.raises(ValueError, match="is_first"):
+        IFactorWorldModel(DIMS).fit(d.observations, d.actions, d.rewards, is_first=2 * d.is_first)
+    with pytest.raises(TypeError, match="is_first"):
+        IFactorWorldModel(DIMS).fit(d.observations, d.actions, d.rewards,
+                                    is_first=np.full(d.rewards.shape, "no"))
     with pytest.raises(ValueError, match="n_init"):
         IFactorWorldModel(DIMS, n_init=0).fit(d.observations, d.actions, d.rewards)
     with pytest.raises(ValueError, match="transition_inputs"):
@@ -207,6 +214,26 @@ def test_block_alignment_recovers_blocks_from_a_mixed_state():
     assert np.diag(r2).min() > 0.85, np.round(r2, 2)
     assert r2[~np.eye(4, dtype=bool)].max() < 0.15, np.round(r2, 2)
     np.testing.assert_allclose(Z.reshape(-1, 8).std(0), 1.0, rtol=1e-6)
+
+
+def test_block_alignment_finds_slow_and_binary_factors_of_a_mixed_cartpole():
+    """The cart's position is reached by a push only through its velocity, and the lamp
+    is binary: both broke an alignment that measured control over a few steps and
+    relevance by gradients (measured: lamp in the relevant block, R² 1.00)."""
+    from crl_neuro.rl import DistractorCartPole
+    from crl_neuro.rl._block_align import block_alignment
+
+    d = collect_episodes(DistractorCartPole(random_state=0), n_episodes=30, n_steps=100, random_state=100)
+    S = np.concatenate([d.blocks[k] for k in BLOCK_KEYS], -1)
+    S = (S - S.reshape(-1, 10).mean(0)) / S.reshape(-1, 10).std(0)
+    mixed = S @ np.random.default_rng(0).normal(size=(10, 10))
+    P, mean = block_alignment(mixed, d.actions, d.rewards, [4, 1, 1, 4], is_first=d.is_first, seed=0)
+    Z = (mixed - mean) @ P.T
+    off = np.cumsum([0, 4, 1, 1, 4])
+    r2 = block_r2_matrix(d.blocks, {k: Z[..., off[i]:off[i + 1]] for i, k in enumerate(BLOCK_KEYS)})
+    # measured: diagonal [0.98 0.96 1.00 0.98], off-diagonal max 0.18
+    assert np.diag(r2).min() > 0.9, np.round(r2, 2)
+    assert r2[~np.eye(4, dtype=bool)].max() < 0.3, np.round(r2, 2)
 
 
 def test_explained_variance_game_routes_gradients():
@@ -271,6 +298,14 @@ def test_distractor_cartpole_conforms_and_exposes_blocks():
     d = collect_episodes(env, n_episodes=20, n_steps=100, random_state=0)
     r2 = block_r2_matrix(d.blocks, d.blocks)
     assert r2[~np.eye(4, dtype=bool)].max() < 0.2
+    # is_first marks exactly the restarts: every other step follows the cart-pole's
+    # kinematics x_{t+1} = x_t + dt * x_dot_t, a restart puts the cart back near 0
+    cart = d.blocks["controllable_relevant"]
+    follows = np.isclose(cart[:, 1:, 0], cart[:, :-1, 0] + 0.02 * cart[:, :-1, 1], rtol=0, atol=1e-9)
+    assert d.is_first[:, 0].all()
+    np.testing.assert_array_equal(follows, ~d.is_first[:, 1:])
+    assert d.is_first[:, 1:].sum() >= 20  # random pushes topple the pole within ~30 steps
+    assert np.abs(cart[d.is_first]).max() <= 0.05
     d = collect_episodes(env, n_episodes=2, n_steps=30, random_state=0)
     assert d.actions.shape == (2, 30, 2)  # discrete actions one-hot
     np.testing.assert_array_equal(d.actions.sum(-1), 1.0)

@@ -52,12 +52,15 @@ print("true block sizes:", {k: v.shape[-1] for k, v in data.blocks.items()})
 # information terms keep the action information in the controllable blocks, remove
 # it from the others, and remove the reward information from the irrelevant ones.
 dims = dict(zip(BLOCK_KEYS, (4, 1, 1, 4)))
+# A row of ``data`` holds several episodes (random pushes topple the pole within about
+# 30 steps, and the environment restarts); ``data.is_first`` marks the restarts so that
+# the jumps there are not learned as dynamics.
 # Which block ends up holding which factor is decided early in training, so the full
 # run starts from three initialisations and keeps the one that best explains
 # observations and rewards (``n_init``).
 model = IFactorWorldModel(dims, max_iter=40 if quick else 200, n_init=1 if quick else 3,
                           transition_inputs="own", random_state=0)
-model.fit(data.observations, data.actions, data.rewards)
+model.fit(data.observations, data.actions, data.rewards, is_first=data.is_first)
 learned = model.transform(data.observations, data.actions)
 
 # %%

@@ -1,25 +1,32 @@
 """Block identification of a world model's latent state from actions and rewards (private).
 
-The four IFactor blocks are defined by two properties that can be read off a trained
-world model's latent ``s`` without ground truth, by probing two small regressors fitted
-on the latent trajectories, ``s_{t+1} - s_t = f(s_t, a_t)`` and ``r_t = rho(s_t)``:
+The four IFactor blocks are defined by properties that can be read off a trained
+world model's latent ``s`` without ground truth, through two small regressors fitted
+on the latent trajectories, ``s_{t+1} - s_t = f(s_t, a_t)`` and ``r_t = rho(s_t)``.
+Everything is done in whitened coordinates ``z`` of ``s``: the true blocks evolve
+separately and the actions are exploratory, so the blocks are uncorrelated, i.e.
+orthogonal subspaces there.
 
-* **controllable**: the action moves it. Rolling ``f`` forward a few steps from the same
-  state, once with the action taken and once with another action from the data, gives
-  difference vectors; the leading eigenvectors of their second-moment matrix are the
-  controllable coordinates, the others the uncontrollable ones. Several steps are
-  needed because an action may reach a factor only through another one.
-* **reward-relevant**: the reward depends on it, now or a few steps later. The outer
-  product of gradients ``E[grad g grad g^T]``, summed over ``g = rho(s_t)``,
-  ``rho(s_{t+1})``, ... (rolled out with ``f`` and the actions taken), measures how
-  much the reward depends on each coordinate.
+* **Uncontrollable** coordinates (rows ``W``) form a closed subsystem that the action
+  never reaches: ``W z_{t+1}`` depends neither on ``a_t`` nor on the other coordinates.
+  Closure is what makes a slow factor count as controllable (a push reaches the cart's
+  position only through its velocity, and barely within a few steps). ``W`` solves
+  ``min tr(W [Q_b + E(J P J^T)] W^T)`` against the probe's residual covariance ``N``
+  (a signal-to-noise criterion), where ``Q_b`` is the second moment of one-step action
+  effects ``f(z, a) - f(z, a')``, ``J`` the probe's Jacobian of ``z_{t+1}`` and ``P``
+  the projector on the other coordinates; iterated from the action-effect solution.
+* **Reward-irrelevant** directions ``V`` inside each part move neither the reward nor
+  the next value of the other coordinates (else they would reach the reward later).
+  This is scored without derivatives: the ``V`` coordinates of each state are swapped
+  with those of another state and the changes of the two probes' outputs are measured
+  (a permutation test). Derivatives are not used here because they are meaningless off
+  the data: the probe of a binary factor (a lamp at +-1) can have any slope between the
+  two values, and did. The subspace is searched by gradient descent from several
+  starts (eigenvectors of the lag-1 covariance, which separate processes with
+  different dynamics, and random ones).
 
-Everything is done in whitened coordinates of ``s``: the true blocks evolve separately
-and the actions are exploratory, so the blocks are uncorrelated, i.e. orthogonal
-subspaces there. The controllable and the uncontrollable coordinates are each split
-by relevance (eigenvectors of the relevance matrix restricted to them). Ranking
-relevance inside each part, rather than over the whole state, matters: a factor with a
-small share of the reward is still far above the irrelevant ones of its own part.
+Transitions into the first step of an episode (``is_first``) are left out of the
+dynamics: a reset is not a consequence of the previous state or action.
 
 The map is linear in ``s``: it assumes the world model has learned the state up to an
 invertible map that is close to linear *across* blocks (nonlinearity inside a block is
@@ -46,47 +53,87 @@ def _fit_mlp(X: np.ndarray, Y: np.ndarray, epochs: int, seed: int):
     fit_torch(net, lambda model, batch: ((model(batch[0]) - batch[1]) ** 2).mean(),
               (X.astype(np.float32), ((Y - y_mean) / y_sd).astype(np.float32)), max_iter=epochs,
               lr=3e-3, weight_decay=1e-4, patience=10, random_state=seed)
+    for p in net.parameters():
+        p.requires_grad_(False)
     scale = torch.as_tensor(y_sd, dtype=torch.float32)
     shift = torch.as_tensor(y_mean, dtype=torch.float32)
     return lambda x: net(x) * scale + shift
 
 
-def _probes(S: np.ndarray, A: np.ndarray, R: np.ndarray, steps: int, seed: int,
-            epochs: int) -> tuple[np.ndarray, np.ndarray]:
-    """Second-moment matrices (n, n) of the action effects and of the reward gradients."""
+def _orth_rows(W: np.ndarray) -> np.ndarray:
+    """Orthonormal rows spanning the rows of ``W``."""
+    return np.linalg.qr(W.T)[0].T
+
+
+def _smallest_generalized(M: np.ndarray, N: np.ndarray, k: int) -> np.ndarray:
+    """Rows: the ``k`` generalised eigenvectors of ``(M, N)`` with the smallest eigenvalues."""
+    w, v = np.linalg.eigh(N)
+    n_isqrt = v @ np.diag(1.0 / np.sqrt(w)) @ v.T
+    return (n_isqrt @ np.linalg.eigh(n_isqrt @ M @ n_isqrt)[1][:, :k]).T
+
+
+def _uncontrollable_rows(J: np.ndarray, effects: np.ndarray, residuals: np.ndarray, k: int,
+                         n_iter: int = 30, floor: float = 1e-3) -> np.ndarray:
+    """Orthonormal rows (k, n) of the closed subsystem that the action does not reach."""
+    n = J.shape[1]
+    N = np.cov(residuals, rowvar=False) + floor * np.eye(n)
+    Qb = effects.T @ effects / len(effects)
+    W = _orth_rows(_smallest_generalized(Qb, N, k))
+    for _ in range(n_iter):
+        others = np.eye(n) - W.T @ W
+        M = Qb + np.einsum("tij,jk,tlk->il", J, others, J) / len(J)
+        W_new = _orth_rows(_smallest_generalized(M, N, k))
+        done = np.linalg.norm(W_new.T @ W_new - W.T @ W) < 1e-6
+        W = W_new
+        if done:
+            break
+    return W
+
+
+def _irrelevant_rows(part: np.ndarray, k: int, z, a, z_next_lag, step, reward, seed: int,
+                     n_random: int = 6, n_steps: int = 150) -> tuple[np.ndarray, np.ndarray]:
+    """Split the orthonormal rows ``part`` into ``k`` irrelevant rows and the relevant rest."""
     import torch
 
-    _, T, n = S.shape
-    m = A.shape[-1]
-    step = _fit_mlp(np.concatenate([S[:, :-1].reshape(-1, n), A[:, :-1].reshape(-1, m)], 1),
-                    (S[:, 1:] - S[:, :-1]).reshape(-1, n), epochs, seed)
-    reward = _fit_mlp(S.reshape(-1, n), R.reshape(-1, 1), epochs, seed + 1)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        # start states that have ``steps`` further actions inside their episode
-        s0 = torch.as_tensor(S[:, :T - steps].reshape(-1, n), dtype=torch.float32)
-        acts = torch.as_tensor(np.stack([A[:, k:T - steps + k] for k in range(steps)], 2)
-                               .reshape(-1, steps, m), dtype=torch.float32)
-        other = acts[torch.randperm(len(acts)), 0]
-        control, relevance = torch.zeros(n, n), torch.zeros(n, n)
-        start = s0.clone().requires_grad_(True)
-        s, s_other = start, s0
-        for k in range(steps + 1):
-            g = torch.autograd.grad(reward(s).sum(), start, retain_graph=True)[0]
-            relevance += g.T @ g / len(g)
-            if k == steps:
-                break
-            s_other = (s_other + step(torch.cat([s_other, other if k == 0 else acts[:, k]], 1))).detach()
-            s = s + step(torch.cat([s, acts[:, k]], 1))
-            d = s.detach() - s_other
-            control += d.T @ d / len(d)
-    return control.double().numpy(), relevance.double().numpy()
+    d, n = part.shape
+    if k == 0 or k == d:
+        empty = np.zeros((0, n))
+        return (empty, part) if k == 0 else (part, empty)
+    gen = torch.Generator().manual_seed(seed)
+    swapped = z[torch.randperm(len(z), generator=gen)]
+    basis = torch.as_tensor(part, dtype=torch.float32)
+    r0 = reward(z)
+    f0 = step(torch.cat([z, a], 1))
 
+    def score(Q):
+        rows = torch.linalg.qr(Q)[0].T @ basis
+        proj = rows.T @ rows
+        z_swap = z + (swapped - z) @ proj
+        d_r = reward(z_swap) - r0
+        d_f = (step(torch.cat([z_swap, a], 1)) - f0) @ (torch.eye(n) - proj)
+        return (d_r ** 2).mean() + (d_f ** 2).sum(1).mean(), rows
 
-def _by_relevance(rows: np.ndarray, relevance: np.ndarray) -> np.ndarray:
-    """Orthonormal rows spanning ``rows``, sorted by decreasing ``c^T relevance c``."""
-    vecs = np.linalg.eigh(rows @ relevance @ rows.T)[1][:, ::-1]
-    return vecs.T @ rows
+    # starts: consecutive eigenvectors of the part's symmetrised lag-1 covariance (blocks
+    # with different dynamics separate there; a rotating block stays together) and random
+    lag1 = part @ z_next_lag @ part.T
+    vecs = np.linalg.eigh(lag1 + lag1.T)[1]
+    starts = [torch.as_tensor(vecs[:, i:i + k].copy(), dtype=torch.float32) for i in range(d - k + 1)]
+    starts += [torch.randn(d, k, generator=gen) for _ in range(n_random)]
+    best, best_rows = np.inf, None
+    for Q0 in starts:
+        Q = Q0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([Q], lr=0.05)
+        for _ in range(n_steps):
+            opt.zero_grad()
+            score(Q)[0].backward()
+            opt.step()
+        with torch.no_grad():
+            value, rows = score(Q)
+        if float(value) < best:
+            best, best_rows = float(value), rows.double().numpy()
+    irrelevant = _orth_rows(best_rows)
+    relevant = np.linalg.svd(part.T @ part - irrelevant.T @ irrelevant)[0][:, :d - k].T
+    return irrelevant, relevant
 
 
 def block_alignment(
@@ -94,9 +141,10 @@ def block_alignment(
     A: np.ndarray,
     R: np.ndarray,
     block_dims: list[int],
-    steps: int = 3,
+    is_first: np.ndarray | None = None,
     seed: int = 0,
     epochs: int = 100,
+    max_samples: int = 4000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Linear map from a world model's latent state to the four IFactor blocks.
 
@@ -112,12 +160,15 @@ def block_alignment(
         Sizes of the blocks in :data:`crl_neuro.rl.BLOCK_KEYS` order (controllable
         relevant, uncontrollable relevant, controllable irrelevant, uncontrollable
         irrelevant); they must sum to ``n``.
-    steps : int
-        Steps the probes roll the fitted dynamics forward.
+    is_first : ndarray of bool, shape (n_episodes, n_steps), optional
+        True where a step starts a new episode; the transitions into those steps are
+        left out.
     seed : int
-        Seed of the probe regressors.
+        Seed of the probe regressors and of the subspace search.
     epochs : int
         Training epochs of each probe regressor.
+    max_samples : int
+        Transitions used for the Jacobians and the permutation scores.
 
     Returns
     -------
@@ -127,6 +178,8 @@ def block_alignment(
     mean : ndarray, shape (n,)
         Mean latent state.
     """
+    import torch
+
     d_cr, d_ur, d_ci, d_ui = (int(d) for d in block_dims)
     n = S.shape[-1]
     if d_cr + d_ur + d_ci + d_ui != n:
@@ -135,14 +188,34 @@ def block_alignment(
     Sc = S - mean
     evals, evecs = np.linalg.eigh(np.cov(Sc.reshape(-1, n), rowvar=False))
     whiten = evecs @ np.diag(1.0 / np.sqrt(np.maximum(evals, 1e-12 * evals.max()))) @ evecs.T
+    Z = Sc @ whiten
     A = A - A.reshape(-1, A.shape[-1]).mean(0)
-    control, relevance = _probes(Sc @ whiten, A, R, min(steps, S.shape[1] - 1), seed, epochs)
-    # the action splits the state into controllable / uncontrollable coordinates ...
-    by_control = np.linalg.eigh(control)[1][:, ::-1].T
-    controllable, uncontrollable = by_control[:d_cr + d_ci], by_control[d_cr + d_ci:]
-    # ... and the reward splits each of them: its most relevant coordinates first
-    rows_cr, rows_ci = np.split(_by_relevance(controllable, relevance), [d_cr])
-    rows_ur, rows_ui = np.split(_by_relevance(uncontrollable, relevance), [d_ur])
+    m = A.shape[-1]
+    valid = np.ones(S.shape[:2], bool)[:, 1:] if is_first is None else ~np.asarray(is_first, bool)[:, 1:]
+    valid = valid.reshape(-1)
+    z_t, z_next = Z[:, :-1].reshape(-1, n)[valid], Z[:, 1:].reshape(-1, n)[valid]
+    a_t = A[:, :-1].reshape(-1, m)[valid]
+    step = _fit_mlp(np.concatenate([z_t, a_t], 1), z_next - z_t, epochs, seed)
+    reward = _fit_mlp(Z.reshape(-1, n), R.reshape(-1, 1), epochs, seed + 1)
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(z_t))[:max_samples]
+    z = torch.as_tensor(z_t[idx], dtype=torch.float32)
+    a = torch.as_tensor(a_t[idx], dtype=torch.float32)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            pred = step(torch.cat([z, a], 1))
+            residuals = (torch.as_tensor(z_next[idx] - z_t[idx], dtype=torch.float32) - pred).double().numpy()
+            other = a[torch.randperm(len(a))]
+            effects = (pred - step(torch.cat([z, other], 1))).double().numpy()
+        jac = torch.func.vmap(torch.func.jacrev(lambda zz, aa: zz + step(torch.cat([zz, aa])[None])[0]))
+        J = jac(z, a).double().numpy()
+        d_u = d_ur + d_ui
+        U = _uncontrollable_rows(J, effects, residuals, d_u)
+        C = np.linalg.svd(np.eye(n) - U.T @ U)[0][:, :n - d_u].T
+        lag1 = z_next.T @ z_t / len(z_t)
+        rows_ci, rows_cr = _irrelevant_rows(C, d_ci, z, a, lag1, step, reward, seed)
+        rows_ui, rows_ur = _irrelevant_rows(U, d_ui, z, a, lag1, step, reward, seed + 1)
     P = np.concatenate([rows_cr, rows_ur, rows_ci, rows_ui]) @ whiten
     P = P / (Sc.reshape(-1, n) @ P.T).std(0)[:, None]
     return P, mean

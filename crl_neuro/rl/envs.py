@@ -232,7 +232,14 @@ class DistractorCartPole(gym.Env):
     cart-pole matters for the return only through termination, which a world model
     fitted on restarted episodes never sees; the penalty (zero at the upright, centred
     state, -2 at the failure bounds) makes it reward-relevant at every step, as the
-    IFactor setting requires (``pole_penalty=0`` gives the classic reward ``1 + wind``). Observations are a fixed random linear
+    IFactor setting requires (``pole_penalty=0`` gives the classic reward ``1 + wind``).
+    Caveat: random pushes topple the pole before the cart moves far (position std about
+    0.08), so in random-policy data the cart's position explains only about 0.01 % of the
+    reward's variance (its penalty matters once a policy balances the pole), and the
+    cart's position and velocity are barely distinguishable there from a
+    reward-irrelevant factor. A position scale of 0.25 instead of 2.4 would make them
+    relevant in the data (about 10 % of the variance) but made the task too hard for the
+    linear policies of ``benchmarks/bench_rl.py`` (return about 40 on the true state). Observations are a fixed random linear
     mixing of the 10-dimensional state (``obs_dim`` features) plus noise. Actions:
     ``Discrete(2)`` (push left/right).
 
@@ -381,19 +388,22 @@ def collect_episodes(
         ``observations`` (n_episodes, n_steps, obs_dim), ``actions``
         (n_episodes, n_steps, action_dim), ``rewards`` (n_episodes, n_steps) with
         ``rewards[:, t]`` a function of the state at ``t`` and ``actions[:, t]`` taken
-        after ``observations[:, t]``; ``blocks`` dict of (n_episodes, n_steps, dim)
-        true blocks at each observation's time.
+        after ``observations[:, t]``; ``is_first`` (n_episodes, n_steps) bool, True
+        where a step starts an episode (each row's first step and the step after every
+        restart; pass it to :meth:`IFactorWorldModel.fit`); ``blocks`` dict of
+        (n_episodes, n_steps, dim) true blocks at each observation's time.
     """
     n_episodes = check_int(n_episodes, "n_episodes", min_value=1)
     n_steps = check_int(n_steps, "n_steps", min_value=1)
     rng = np.random.default_rng(random_state)
     discrete = isinstance(env.action_space, spaces.Discrete)
     n_act = int(env.action_space.n) if discrete else int(np.prod(env.action_space.shape))
-    obs_l, act_l, rew_l = [], [], []
+    obs_l, act_l, rew_l, first_l = [], [], [], []
     blocks_l: dict[str, list] = {}
     for ep in range(n_episodes):
         obs, info = env.reset(seed=int(rng.integers(2**31 - 1)))
-        o_ep, a_ep, r_ep, b_ep = [], [], [], {}
+        o_ep, a_ep, r_ep, f_ep, b_ep = [], [], [], [], {}
+        first = True
         for _ in range(n_steps):
             if policy is None:
                 act = int(rng.integers(n_act)) if discrete else rng.uniform(
@@ -401,22 +411,26 @@ def collect_episodes(
             else:
                 act = policy(obs, rng)
             o_ep.append(np.asarray(obs, dtype=float).ravel())
+            f_ep.append(first)
             for k, v in info["blocks"].items():
                 b_ep.setdefault(k, []).append(np.asarray(v, dtype=float).ravel())
             nxt, reward, terminated, truncated, info_next = env.step(act)
             a_ep.append(np.eye(n_act)[int(act)] if discrete else np.asarray(act, dtype=float).ravel())
             r_ep.append(reward)
-            if terminated or truncated:
+            first = bool(terminated or truncated)
+            if first:
                 nxt, info_next = env.reset(seed=int(rng.integers(2**31 - 1)))
             obs, info = nxt, info_next
         obs_l.append(o_ep)
         act_l.append(a_ep)
         rew_l.append(r_ep)
+        first_l.append(f_ep)
         for k, v in b_ep.items():
             blocks_l.setdefault(k, []).append(v)
     return Bunch(
         observations=np.asarray(obs_l),
         actions=np.asarray(act_l),
         rewards=np.asarray(rew_l, dtype=float),
+        is_first=np.asarray(first_l, dtype=bool),
         blocks={k: np.asarray(v) for k, v in blocks_l.items()},
     )
