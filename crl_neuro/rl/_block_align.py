@@ -90,7 +90,7 @@ def _uncontrollable_rows(J: np.ndarray, effects: np.ndarray, residuals: np.ndarr
     return W
 
 
-def _irrelevant_rows(part: np.ndarray, k: int, z, a, z_next_lag, step, reward, seed: int,
+def _irrelevant_rows(part: np.ndarray, k: int, z, a, lag1: np.ndarray, step, reward, seed: int,
                      n_random: int = 6, n_steps: int = 150) -> tuple[np.ndarray, np.ndarray]:
     """Split the orthonormal rows ``part`` into ``k`` irrelevant rows and the relevant rest."""
     import torch
@@ -115,7 +115,7 @@ def _irrelevant_rows(part: np.ndarray, k: int, z, a, z_next_lag, step, reward, s
 
     # starts: consecutive eigenvectors of the part's symmetrised lag-1 covariance (blocks
     # with different dynamics separate there; a rotating block stays together) and random
-    lag1 = part @ z_next_lag @ part.T
+    lag1 = part @ lag1 @ part.T
     vecs = np.linalg.eigh(lag1 + lag1.T)[1]
     starts = [torch.as_tensor(vecs[:, i:i + k].copy(), dtype=torch.float32) for i in range(d - k + 1)]
     starts += [torch.randn(d, k, generator=gen) for _ in range(n_random)]

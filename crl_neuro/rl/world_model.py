@@ -211,21 +211,18 @@ class _IFactorNet(nn.Module):
         ls = self.obs_log_std
         nll_obs = (0.5 * ((o - rec) * torch.exp(-ls)) ** 2 + ls + 0.5 * math.log(2 * math.pi)).sum(-1).mean()
         mp, lp = self.prior(s[:, :-1], a[:, :-1])
-        # every window starts from the initial prior, and so does every episode start
-        start = torch.ones_like(first)
-        start[:, 1:] = first[:, 1:]
-        mp = torch.cat([torch.zeros_like(mq[:, :1]), mp], 1)
-        lp = torch.cat([torch.zeros_like(lq[:, :1]), lp], 1)
-        mp = torch.where(start.unsqueeze(-1) > 0, torch.zeros_like(mp), mp)
-        lp = torch.where(start.unsqueeze(-1) > 0, torch.zeros_like(lp), lp)
-        kl_total = _kl_normal(mq, lq, mp, lp).sum(-1).mean()
+        # the initial prior N(0, I) at each window's first step and at every episode start
+        moved = 1.0 - first[:, 1:]  # transitions inside an episode
+        keep = moved.unsqueeze(-1)
+        zero = torch.zeros_like(mq[:, :1])
+        kl = _kl_normal(mq, lq, torch.cat([zero, mp * keep], 1), torch.cat([zero, lp * keep], 1))
+        kl_total = kl.sum(-1).mean()
         lr_ = self.reward_log_std
         r_hat = self.predict_reward(s)
         nll_rew = (0.5 * ((r - r_hat) * torch.exp(-lr_)) ** 2 + lr_).mean()
         out = {"obs": nll_obs, "kl": kl_total, "reward": nll_rew}
         if self.factorized:
             a_prev = a[:, :-1]
-            moved = 1.0 - first[:, 1:]  # transitions inside an episode
             inv = 0.0
             for j, k in enumerate((0, 2)):
                 sk = self.block(s, k)
