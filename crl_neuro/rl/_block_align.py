@@ -37,6 +37,7 @@ block; this step re-assigns them.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 
 
 def _fit_mlp(X: np.ndarray, Y: np.ndarray, epochs: int, seed: int):
@@ -67,9 +68,7 @@ def _orth_rows(W: np.ndarray) -> np.ndarray:
 
 def _smallest_generalized(M: np.ndarray, N: np.ndarray, k: int) -> np.ndarray:
     """Rows: the ``k`` generalised eigenvectors of ``(M, N)`` with the smallest eigenvalues."""
-    w, v = np.linalg.eigh(N)
-    n_isqrt = v @ np.diag(1.0 / np.sqrt(w)) @ v.T
-    return (n_isqrt @ np.linalg.eigh(n_isqrt @ M @ n_isqrt)[1][:, :k]).T
+    return scipy.linalg.eigh(M, N, subset_by_index=[0, k - 1])[1].T
 
 
 def _uncontrollable_rows(J: np.ndarray, effects: np.ndarray, residuals: np.ndarray, k: int,
@@ -115,8 +114,8 @@ def _irrelevant_rows(part: np.ndarray, k: int, z, a, lag1: np.ndarray, step, rew
 
     # starts: consecutive eigenvectors of the part's symmetrised lag-1 covariance (blocks
     # with different dynamics separate there; a rotating block stays together) and random
-    lag1 = part @ lag1 @ part.T
-    vecs = np.linalg.eigh(lag1 + lag1.T)[1]
+    within = part @ lag1 @ part.T
+    vecs = np.linalg.eigh(within + within.T)[1]
     starts = [torch.as_tensor(vecs[:, i:i + k].copy(), dtype=torch.float32) for i in range(d - k + 1)]
     starts += [torch.randn(d, k, generator=gen) for _ in range(n_random)]
     best, best_rows = np.inf, None
@@ -132,7 +131,7 @@ def _irrelevant_rows(part: np.ndarray, k: int, z, a, lag1: np.ndarray, step, rew
         if float(value) < best:
             best, best_rows = float(value), rows.double().numpy()
     irrelevant = _orth_rows(best_rows)
-    relevant = np.linalg.svd(part.T @ part - irrelevant.T @ irrelevant)[0][:, :d - k].T
+    relevant = scipy.linalg.null_space(irrelevant @ part.T).T @ part  # the rest of the part
     return irrelevant, relevant
 
 
@@ -212,7 +211,7 @@ def block_alignment(
         J = jac(z, a).double().numpy()
         d_u = d_ur + d_ui
         U = _uncontrollable_rows(J, effects, residuals, d_u)
-        C = np.linalg.svd(np.eye(n) - U.T @ U)[0][:, :n - d_u].T
+        C = scipy.linalg.null_space(U).T
         lag1 = z_next.T @ z_t / len(z_t)
         rows_ci, rows_cr = _irrelevant_rows(C, d_ci, z, a, lag1, step, reward, seed)
         rows_ui, rows_ur = _irrelevant_rows(U, d_ui, z, a, lag1, step, reward, seed + 1)
