@@ -21,7 +21,8 @@ from crl_neuro.rl import (  # noqa: E402  (needs gymnasium)
 )
 
 DIMS = {k: 2 for k in BLOCK_KEYS}
-FAST = dict(hidden=32, max_iter=40, batch_size=16, lr=3e-3, transition_inputs="own")
+# the networks as trained (the alignment has its own tests)
+FAST = dict(hidden=32, max_iter=40, batch_size=16, lr=3e-3, transition_inputs="own", align_blocks=False)
 
 
 @pytest.fixture(autouse=True)
@@ -178,6 +179,10 @@ def test_not_fitted_and_bad_input(small_data, fitted):
         IFactorWorldModel(DIMS, n_init=0).fit(d.observations, d.actions, d.rewards)
     with pytest.raises(ValueError, match="transition_inputs"):
         IFactorWorldModel(DIMS, transition_inputs="x").fit(d.observations, d.actions, d.rewards)
+    with pytest.raises(ValueError, match="action_horizon"):
+        IFactorWorldModel(DIMS, action_horizon=0).fit(d.observations, d.actions, d.rewards)
+    with pytest.raises(ValueError, match="action_horizon"):
+        IFactorWorldModel(DIMS, action_horizon=10, seq_len=10).fit(d.observations, d.actions, d.rewards)
     with pytest.raises(ValueError, match="features"):
         fitted.transform(d.observations[..., :5])
     with pytest.raises(ValueError, match="actions"):
@@ -252,6 +257,49 @@ def test_explained_variance_game_routes_gradients():
     assert all(g is None for g in g_enc[1:])
 
 
+def test_action_adversary_sees_actions_that_act_a_step_later():
+    # A position x driven by the action only through a velocity v (x_{t+1} = x_t + v_t,
+    # v_{t+1} = v_t + a_t), like a cart's: the pair (x_{t-1}, x_t) says nothing about
+    # a_{t-1}, so a one-step adversary lets x pass as uncontrollable; three consecutive
+    # positions give a_{t-2} exactly. Restarts inside a window are left out.
+    from crl_neuro.rl.world_model import _action_windows, _explained_variance_game
+
+    rng = np.random.default_rng(0)
+    n, T = 64, 12
+    a = rng.choice([-1.0, 1.0], size=(n, T, 1))
+    x, v = np.zeros((n, T)), np.zeros((n, T))
+    for t in range(T - 1):
+        x[:, t + 1] = x[:, t] + v[:, t]
+        v[:, t + 1] = v[:, t] + a[:, t, 0]
+    s = torch.as_tensor(x[..., None] / x.std(), dtype=torch.float32)
+    a = torch.as_tensor(a, dtype=torch.float32)
+    moved = torch.ones(n, T - 1)
+    moved[0, 5] = 0.0  # a restart between steps 5 and 6 of the first row
+
+    states, acts, inside = _action_windows(s, a, moved, 2)
+    assert states.shape == (n, T - 2, 3) and acts.shape == (n, T - 2, 2)
+    np.testing.assert_array_equal(inside[0].numpy(), [1, 1, 1, 1, 0, 0, 1, 1, 1, 1])
+    assert float(inside[1:].min()) == 1.0
+
+    def explained(horizon):
+        torch.manual_seed(0)
+        states, acts, inside = _action_windows(s, a, moved, horizon)
+        adversary = torch.nn.Sequential(torch.nn.Linear(states.shape[-1], 32), torch.nn.ELU(),
+                                        torch.nn.Linear(32, acts.shape[-1]))
+        opt = torch.optim.Adam(adversary.parameters(), lr=1e-2)
+        for _ in range(400):
+            opt.zero_grad()
+            loss, _ = _explained_variance_game(adversary, states, acts, 1.0, inside)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            _, enc = _explained_variance_game(adversary, states, acts, 1.0, inside)
+        return float(enc)  # share of the (unit) variance of the stacked actions explained
+
+    assert explained(1) < 0.05  # one step back: x looks uncontrollable
+    assert explained(2) > 0.4  # a_{t-2}, half of the stacked pair, is read off exactly
+
+
 def test_reward_information_lives_in_relevant_blocks():
     from sklearn.kernel_ridge import KernelRidge
     from sklearn.model_selection import cross_val_score
@@ -313,13 +361,16 @@ def test_distractor_cartpole_conforms_and_exposes_blocks():
 
 @pytest.mark.slow
 def test_information_terms_separate_the_blocks():
-    # Measured (seed 0, 20 episodes x 100 steps, 150 epochs): with the information terms
-    # diagonal R² [0.72 0.80 0.68 0.36], off-diagonal mean 0.05 (max 0.12); without them
-    # diagonal mean 0.32, off-diagonal mean 0.15 (max 0.46).
+    # Measured (seed 0, 20 episodes x 100 steps, 150 epochs, as trained): with the
+    # information terms diagonal R² [0.72 0.80 0.68 0.41], off-diagonal mean 0.06 (max
+    # 0.12); without them diagonal mean 0.31, off-diagonal mean 0.15 (max 0.46). On this
+    # short fit they help; on the benchmark (600 epochs, 8 seeds) they add nothing on
+    # average, where the block alignment does the separating (benchmarks/bench_rl.py).
     d = collect_episodes(FourBlockMDP(random_state=0), n_episodes=20, n_steps=100, random_state=100)
 
     def scores(**kw):
-        model = IFactorWorldModel(DIMS, max_iter=150, transition_inputs="own", random_state=0, **kw)
+        model = IFactorWorldModel(DIMS, max_iter=150, transition_inputs="own", align_blocks=False,
+                                  random_state=0, **kw)
         z = model.fit(d.observations, d.actions, d.rewards).transform(d.observations, d.actions)
         r2 = block_r2_matrix(d.blocks, z, random_state=0)
         off = r2[~np.eye(4, dtype=bool)]
@@ -483,20 +534,22 @@ def test_n_init_keeps_the_best_initialisation(small_data):
 
 @pytest.mark.slow
 def test_policy_on_learned_relevant_blocks_matches_the_true_state():
-    # The target on the distractor cart-pole, on seed 0 of benchmarks/bench_rl.py
-    # (measured: final return 197 on the learned reward-relevant blocks vs 193 on the
-    # true state; a few minutes on one core).
+    # The target on the distractor cart-pole, on seed 3 of benchmarks/bench_rl.py,
+    # the hardest of seeds 0-3 (measured: final return 187 on the learned, aligned
+    # reward-relevant blocks vs 186 on the true state; with the one-step action adversary
+    # of the paper 54 aligned, 122 as trained; a few minutes on one core).
     from crl_neuro.rl import BlockFeatures, CEMPolicy, DistractorCartPole, TrueStateObservation
 
-    env = DistractorCartPole(random_state=0)
-    d = collect_episodes(env, n_episodes=30, n_steps=100, random_state=100)
+    seed = 3
+    env = DistractorCartPole(random_state=seed)
+    d = collect_episodes(env, n_episodes=30, n_steps=100, random_state=seed + 100)
     dims = dict(zip(BLOCK_KEYS, (4, 1, 1, 4)))
-    model = IFactorWorldModel(dims, max_iter=200, n_init=3, random_state=0)
-    model.fit(d.observations, d.actions, d.rewards)
+    model = IFactorWorldModel(dims, max_iter=200, n_init=3, random_state=seed)
+    model.fit(d.observations, d.actions, d.rewards, is_first=d.is_first)
 
     def final_return(policy_env, features):
-        policy = CEMPolicy(features=features, n_iter=15, random_state=0).fit(policy_env)
-        return policy.evaluate(policy_env, 20, random_state=10_000).mean()
+        policy = CEMPolicy(features=features, n_iter=15, random_state=seed).fit(policy_env)
+        return policy.evaluate(policy_env, 20, random_state=10_000 + seed).mean()
 
     oracle = final_return(TrueStateObservation(env), None)
     learned = final_return(env, BlockFeatures(model))

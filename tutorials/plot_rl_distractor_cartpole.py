@@ -50,7 +50,12 @@ print("true block sizes:", {k: v.shape[-1] for k, v in data.blocks.items()})
 # (1), the lamp (1), the second cart-pole (4). Actions enter only the two
 # controllable blocks, the reward is read only from the two relevant ones, and the
 # information terms keep the action information in the controllable blocks, remove
-# it from the others, and remove the reward information from the irrelevant ones.
+# it from the others (over the last two actions: a push reaches the cart's position
+# only through its velocity, a step later), and remove the reward information from
+# the irrelevant ones. After training, the blocks are re-read by a linear map that
+# makes them follow their definitions (``align_blocks=True``, the default): the
+# uncontrollable coordinates are the closed subsystem the action never reaches, and
+# the irrelevant ones move neither the reward nor the rest of the state.
 dims = dict(zip(BLOCK_KEYS, (4, 1, 1, 4)))
 # A row of ``data`` holds several episodes (random pushes topple the pole within about
 # 30 steps, and the environment restarts); ``data.is_first`` marks the restarts so that
