@@ -84,49 +84,52 @@ action adversary (before ``action_horizon``): as trained 0.62 vs 0.57 (per seed
 0.57 / 0.34 / 0.77 / 0.78 vs 0.49 / 0.43 / 0.64 / 0.70), aligned 0.85 vs 0.83: the
 information terms help a little where the transition structure helps less.
 
-Part policy, ``--seeds 4 --n-jobs 2`` (world models 200 epochs, ``n_init=3``, fitted
-with ``is_first``; CEM 15 generations x 24 candidates; one run). ``final`` return per
-seed and mean ± std; the issue's target is the true-state return:
+Part policy, ``--seeds 4 --n-jobs 2`` then ``--seeds 2 --first-seed 4 --n-jobs 2``
+(same code and settings, two runs; world models 200 epochs, ``n_init=3``, fitted with
+``is_first``; CEM 15 generations x 24 candidates). ``final`` return per seed and
+mean ± std; the issue's target is the true-state return:
 
-=========================  =====  =====  =====  =====  ===========
-input                      s0     s1     s2     s3     mean ± std
-=========================  =====  =====  =====  =====  ===========
-true_state                 193    200    199    186    195 ± 7
-true_relevant              205    201    200    207    203 ± 3
-ifactor_relevant+align     194    182    198    187    190 ± 7
-ifactor_relevant           200    199    155    201    189 ± 23
-ifactor_h1_relevant+align  163    137    187    54     135 ± 58
-ifactor_h1_relevant        194    196    197    122    177 ± 37
-noinfo_relevant+align      188    198    195    138    180 ± 28
-noinfo_relevant            159    22     12     204    99 ± 97
-ifactor_all                128    110    180    43     115 ± 57
-plain_latent               190    200    180    206    194 ± 11
-raw_obs                    76     195    188    205    166 ± 61
-=========================  =====  =====  =====  =====  ===========
+=========================  ====  ====  ====  ====  ====  ====  ===========
+input                      s0    s1    s2    s3    s4    s5    mean ± std
+=========================  ====  ====  ====  ====  ====  ====  ===========
+true_state                 193   200   199   186   134   206   186 ± 27
+true_relevant              205   201   200   207   207   207   204 ± 3
+ifactor_relevant+align     194   182   198   187   196   179   189 ± 8
+ifactor_relevant           200   198   155   201   70    202   171 ± 53
+ifactor_h1_relevant+align  163   137   187   54    178   115   139 ± 49
+ifactor_h1_relevant        194   196   197   122   109   198   169 ± 42
+noinfo_relevant+align      188   198   195   138   152   180   175 ± 24
+noinfo_relevant            158   22    12    204   202   28    104 ± 93
+ifactor_all                128   110   180   42    168   98    121 ± 50
+plain_latent               190   200   180   206   162   76    169 ± 48
+raw_obs                    76    195   188   205   166   189   170 ± 48
+=========================  ====  ====  ====  ====  ====  ====  ===========
 
 With the defaults (two-step action adversary, alignment) the policy on the learned
-reward-relevant blocks reaches 0.98 of the true-state return on average and at least
-0.91 on every seed. Here the information terms matter: without them the relevant
-blocks as trained fail on two seeds of four (22, 12), and the alignment repairs only
-part of it (138 on seed 3); with the paper's one-step action term the cart's
-position can sit in an uncontrollable block (a push reaches it only through the
-velocity, a step later) and the aligned policy falls to 54 on seed 3. The world
-models' blocks (mean diagonal / off-diagonal R², 4 seeds): IFactor as trained 0.47 /
-0.27, aligned 0.65 / 0.14 (per block [0.87 0.80 0.00 0.91]); one-step 0.47 / 0.26
-and 0.65 / 0.13; without information terms 0.44 / 0.28 and 0.61 / 0.14; plain 0.40 /
-0.29. The controllable irrelevant block stays empty in every model: the binary lamp
-is packed into the 4-D controllable relevant block with the cart-pole (R² 1.00 from
-it), where no linear map can take it out. The policy on all four learned blocks
-(115) and on the raw observation (166) is worse than on the relevant blocks; the
-plain model's whole latent is as good (194): with a linear 16-D observation of a
-10-D state a linear policy on any faithful encoding can work, so this task shows
-that the relevant blocks suffice, not that factorising beats an unfactorised latent.
-The one-step model aligned gave 181 / 165 on seeds 0 / 1 in the earlier run below,
-with the same fits (as trained 193.5 / 196.2 in both runs): only the alignment's
-code changed in between (04e763e, b9fb0ef: scipy eigen-solvers), so on this task its
-result is fragile when the model packs factors nonlinearly. Times: IFactor fit about
-120 s (three initialisations, alignment included), plain 34 s, CEM about 8 s per
-input.
+reward-relevant blocks is the only learned input that never fails: at least 179 on
+every seed, at least 0.91 of the true-state return (whose own search failed on seed 4,
+134), 189 ± 8 against 186 ± 27. Here the information terms matter: without them the
+relevant blocks as trained fail on three seeds of six (22, 12, 28), and the alignment
+repairs only part of it (138 and 152 on seeds 3 and 4); with the paper's one-step action
+term the cart's position can sit in an uncontrollable block (a push reaches it only
+through the velocity, a step later) and the aligned policy falls to 54 on seed 3. The
+alignment matters too: as trained the default model's relevant blocks fail on seed 4
+(70). The world models' blocks (mean diagonal / off-diagonal R², 6 seeds): IFactor as
+trained 0.47 / 0.27, aligned 0.65 / 0.14 (per block, seeds 0-3, [0.87 0.80 0.00
+0.91]); one-step aligned 0.66 / 0.13; without information terms as trained 0.42 /
+0.27, aligned 0.60 / 0.14; plain 0.38 / 0.29. The controllable irrelevant block stays
+empty in every model: the binary lamp is packed into the 4-D controllable relevant
+block with the cart-pole (R² 1.00 from it), where no linear map can take it out. The
+policies on all four learned blocks (121), on the plain model's whole latent (169) and
+on the raw observation (170) are worse than on the relevant blocks, mostly through
+failed seeds (76 on seed 5 for the plain latent and seed 0 for the raw observation);
+where they work they do as well (with a linear 16-D observation of a 10-D state a
+linear policy on any faithful encoding can work). The one-step model aligned gave 181
+/ 165 on seeds 0 / 1 in the earlier run below, with the same fits (as trained 193.5 /
+196.2 in both runs): only the alignment's code changed in between (04e763e, b9fb0ef:
+scipy eigen-solvers), so on this task its result is fragile when the model packs
+factors nonlinearly. Times: IFactor fit 100-120 s (three initialisations, alignment
+included), plain 35 s, CEM about 8 s per input.
 
 Earlier runs
 ------------

@@ -535,9 +535,9 @@ def test_n_init_keeps_the_best_initialisation(small_data):
 @pytest.mark.slow
 def test_policy_on_learned_relevant_blocks_matches_the_true_state():
     # The target on the distractor cart-pole, on seed 3 of benchmarks/bench_rl.py,
-    # the hardest of seeds 0-3 (measured: final return 187 on the learned, aligned
-    # reward-relevant blocks vs 186 on the true state; with the one-step action adversary
-    # of the paper 54 aligned, 122 as trained; a few minutes on one core).
+    # where the paper's one-step action adversary fails (measured: final return 187 on
+    # the learned, aligned reward-relevant blocks vs 186 on the true state; with the
+    # one-step adversary 54 aligned, 122 as trained; a few minutes on one core).
     from crl_neuro.rl import BlockFeatures, CEMPolicy, DistractorCartPole, TrueStateObservation
 
     seed = 3

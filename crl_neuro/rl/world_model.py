@@ -62,18 +62,19 @@ Measured (``benchmarks/bench_rl.py``, where the tables and the alternatives trie
   push reaches the cart's position only through its velocity, a step later, so the
   paper's one-step term lets the position sit in an uncontrollable block; with
   ``action_horizon=2`` (the default) a linear policy on the aligned reward-relevant
-  blocks returns 190 ± 7 against 195 ± 7 on the true state (4 seeds, 200 epochs; every
-  seed >= 0.91 of the true-state return); with the one-step term 135 ± 58 (54 on seed
-  3), and without the information terms 180 ± 28 (99 ± 97 as trained, against 189 ±
-  23 with them). What the alignment cannot undo there: the trained model packs the
-  binary lamp into its 4-D controllable relevant block together with the cart-pole.
+  blocks returns 189 ± 8 against 186 ± 27 on the true state (6 seeds, 200 epochs; at
+  least 179 and 0.91 of the true-state return on every seed); with the one-step term
+  139 ± 49 (54 on seed 3), and without the information terms 175 ± 24 (104 ± 93 as
+  trained, against 171 ± 53 with them). What the alignment cannot undo there: the
+  trained model packs the binary lamp into its 4-D controllable relevant block
+  together with the cart-pole.
 
 ``factorized=False`` gives the plain unfactorised world model used as a baseline
 (one latent, one transition MLP of ``(s_{t-1}, a_{t-1})``, reward from all of ``s_t``,
 no information terms); its four "blocks" are what the alignment reads from its latent
 (arbitrary chunks with ``align_blocks=False``). On the cart-pole a linear policy on its
-whole latent does as well as on the true state (194 ± 11): with a linear observation
-and a 10-D state, factorising is not what the policy needs there.
+whole latent does as well as on the true state on five seeds of six, and fails on one
+(169 ± 48).
 """
 
 from __future__ import annotations
@@ -380,8 +381,8 @@ class IFactorWorldModel(BaseCRLEstimator):
         :class:`~crl_neuro.rl.FourBlockMDP` mean diagonal R² 0.70 as trained, 0.875
         aligned (8 seeds); on :class:`~crl_neuro.rl.DistractorCartPole` 0.47 and 0.65
         (off-diagonal mean 0.27 and 0.14), and a linear policy on the reward-relevant
-        blocks returns 189 ± 23 as trained and 190 ± 7 aligned, against 195 ± 7 on the
-        true state (4 seeds). What the alignment cannot undo there: the trained model packs
+        blocks returns 171 ± 53 as trained and 189 ± 8 aligned, against 186 ± 27 on the
+        true state (6 seeds). What the alignment cannot undo there: the trained model packs
         the binary lamp into its 4-D controllable relevant block together with the
         cart-pole. Pass ``is_first`` to :meth:`fit` when rows contain restarts: the
         jumps at restarts otherwise pass for dynamics. ``False`` reports the networks'
