@@ -234,14 +234,14 @@ class DistractorCartPole(gym.Env):
     state, -2 at the failure bounds) makes it reward-relevant at every step, as the
     IFactor setting requires (``pole_penalty=0`` gives the classic reward ``1 + wind``).
     Caveat: random pushes topple the pole before the cart moves far (position std about
-    0.08), so in random-policy data the cart's position explains only about 0.01 % of the
-    reward's variance (its penalty matters once a policy balances the pole), and the
-    cart's position and velocity are barely distinguishable there from a
-    reward-irrelevant factor. A position scale of 0.25 instead of 2.4 would make them
-    relevant in the data (about 10 % of the variance) but made the task too hard for the
-    linear policies of ``benchmarks/bench_rl.py`` (return about 40 on the true state). Observations are a fixed random linear
-    mixing of the 10-dimensional state (``obs_dim`` features) plus noise. Actions:
-    ``Discrete(2)`` (push left/right).
+    0.08), so in random-policy data the cart's position explains only about 0.01 % of
+    the reward's variance (its penalty matters once a policy balances the pole), and the
+    cart's position and velocity are barely distinguishable there from a reward-
+    irrelevant factor. A position scale of 0.25 instead of 2.4 would make them relevant
+    in the data (about 10 % of the variance) but made the task too hard for the linear
+    policies of ``benchmarks/bench_rl.py`` (return about 40 on the true state).
+    Observations are a fixed random linear mixing of the 10-dimensional state
+    (``obs_dim`` features) plus noise. Actions: ``Discrete(2)`` (push left/right).
 
     Parameters
     ----------
