@@ -10,9 +10,9 @@ from sklearn.exceptions import NotFittedError
 
 import crl_neuro
 from crl_neuro.core.metrics import graph_scores, mcc
+from crl_neuro.core.changes import mechanism_changes
 from crl_neuro.core.multidist import (
     MultiDistributionCRL,
-    edge_heterogeneity_test,
     effective_n,
     pham_ajd,
 )
@@ -156,25 +156,85 @@ def test_pham_ajd_diagonalises_exactly():
     assert np.sort(BA, axis=1)[:, -2].max() < 1e-6
 
 
-def test_edge_heterogeneity_test_controls_false_positives():
-    rng = np.random.default_rng(1)
-    k, D, n = 4, 6, 4000
-    net = np.zeros((k, k), bool)
-    net[0, 1] = net[1, 0] = net[2, 3] = net[3, 2] = True
-    precs_same, precs_change = [], []
+def _sem_covariances(seed, change_weight, change_power, k=4, D=5, n=3000):
+    """Sample covariances of a linear SEM (0->1->2->3, 0->3; moral edge 0-2... per permutation).
+
+    Returns covariances, the Markov network, the true changing pairs, and the weights.
+    """
+    rng = np.random.default_rng(seed)
+    B0 = np.zeros((k, k))  # B0[i, j]: strength of i -> j
+    B0[0, 1], B0[1, 2], B0[0, 3], B0[2, 3] = 0.7, -0.6, 0.5, 0.6
+    perm = rng.permutation(k)
+    B0 = B0[np.ix_(perm, perm)]
+    i, j = np.argwhere(B0 != 0)[rng.integers(4)]
+    covs = []
     for d in range(D):
-        # edge 0-1 constant, edge 2-3 changes across domains
-        L = np.eye(k)
-        L[1, 0] = 0.6
-        L[3, 2] = [-0.8, 0.0, 0.8, -0.4, 0.4, 0.0][d]
-        cov = np.linalg.inv(L.T @ L)
-        z = rng.multivariate_normal(np.zeros(k), cov, size=n)
-        precs_same.append(np.linalg.inv(np.cov(z.T)))
-    changing, pv = edge_heterogeneity_test(np.array(precs_same), np.full(D, n), net)
-    assert changing[2, 3] and changing[3, 2]
-    assert not changing[0, 1]
-    assert not changing[0, 2]  # not a network edge: never reported
-    assert pv[2, 3] < 1e-6 and pv[0, 1] > 1e-3
+        B = B0.copy()
+        if change_weight:
+            B[i, j] = [0.0, 0.8, 0.0, 0.4, 0.8][d]
+        scale = np.exp(rng.uniform(np.log(0.5), np.log(2.0), k)) if change_power else np.ones(k)
+        z = (rng.standard_normal((n, k)) * scale) @ np.linalg.inv(np.eye(k) - B)
+        covs.append(np.cov(z.T))
+    net = (B0 != 0) | (B0 != 0).T
+    for c in range(k):  # moralise
+        pa = np.flatnonzero(B0[:, c])
+        net[np.ix_(pa, pa)] = True
+    np.fill_diagonal(net, False)
+    changing = np.zeros((k, k), bool)
+    if change_weight:
+        changing[i, j] = changing[j, i] = True
+    return np.array(covs), net, changing, B0
+
+
+def test_mechanism_changes_power_is_not_an_edge_change():
+    """Sources' power changing alone flags (almost) no edge; the causal order is recovered."""
+    flagged = tested = oriented = 0
+    for seed in range(20):
+        covs, net, _, B0 = _sem_covariances(seed, change_weight=False, change_power=True)
+        res = mechanism_changes(covs, np.full(len(covs), 3000.0), net)
+        flagged += int(res.changing_edges.sum() // 2)
+        tested += int(net.sum() // 2)
+        oriented += bool(np.all(res.dag[B0 != 0]))
+        assert res.changing_sources.all()  # every source's power changes
+        # The old reading, a change of precision entries, is there all the same.
+        prec = np.linalg.inv(covs)
+        assert np.ptp(prec[:, net], axis=0).max() > 0.2
+    assert flagged <= 0.05 * tested, (flagged, tested)
+    assert oriented >= 19
+
+
+def test_mechanism_changes_finds_changed_strengths():
+    tp = fp = 0
+    for seed in range(20):
+        covs, net, changing, _ = _sem_covariances(seed, change_weight=True, change_power=True)
+        res = mechanism_changes(covs, np.full(len(covs), 3000.0), net)
+        tp += int((res.changing_edges & changing).sum() // 2)
+        fp += int((res.changing_edges & ~changing).sum() // 2)
+        i, j = np.argwhere(np.triu(changing))[0]
+        assert res.edge_pvalues[i, j] < 1e-6
+        lo, hi = res.edge_change_ci[:, i, j]
+        assert lo <= res.edge_change[i, j] <= hi and lo > 0.15  # true SD of the strength: 0.35
+    assert tp == 20 and fp <= 6, (tp, fp)
+    # Nothing changes at all: calibrated (FDR 0.05 over 20 problems).
+    flagged = 0
+    for seed in range(20):
+        covs, net, _, _ = _sem_covariances(seed, change_weight=False, change_power=False)
+        res = mechanism_changes(covs, np.full(len(covs), 3000.0), net)
+        flagged += int(res.changing_edges.any())
+        assert not res.changing_sources.any() or res.source_pvalues.min() < 0.05
+    assert flagged <= 3
+
+
+def test_mechanism_changes_bad_input():
+    covs, net, _, _ = _sem_covariances(0, True, True)
+    with pytest.raises(ValueError, match="covs"):
+        mechanism_changes(covs[:1], np.ones(1), net)
+    with pytest.raises(ValueError, match="network"):
+        mechanism_changes(covs, np.full(5, 100.0), net[:2])
+    with pytest.raises(ValueError, match="n_eff"):
+        mechanism_changes(covs, np.full(3, 100.0), net)
+    with pytest.raises(ValueError, match="order"):
+        mechanism_changes(covs, np.full(5, 100.0), net, order=[0, 0, 1, 2])
 
 
 def test_effective_n_autocorrelation():

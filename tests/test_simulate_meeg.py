@@ -111,9 +111,22 @@ def test_graph_truth_is_consistent(clean_sim):
     # The default chain has changing *and* constant edges, and sessions really differ.
     assert t.changing_edges.any() and (t.markov_network & ~t.changing_edges).any()
     assert any(not np.allclose(graphs[0], g) for g in graphs[1:])
-    # Constant edges have identical precision entries in every session.
+    # Changing edges are changes of causal strength: weights of non-changing pairs are fixed.
     for i, j in zip(*np.nonzero(t.markov_network & ~t.changing_edges)):
-        np.testing.assert_allclose(t.precisions[:, i, j], t.precisions[0, i, j])
+        np.testing.assert_array_equal(graphs[:, i, j], graphs[0, i, j])
+    # Every source's power changes by default, so every mechanism changes.
+    assert np.all(np.ptp(t.noise_scales, axis=0) > 0) and t.changing_sources.all()
+
+
+def test_power_only_changes():
+    """n_changing_edges=0: strengths fixed, only the sources' power changes (precisions still move)."""
+    sim = simulate_meeg_sessions(n_sources=4, n_sessions=3, duration=5.0, n_changing_edges=0,
+                                 n_power_changes=2, spacing="ico3", random_state=1)
+    t = sim.truth
+    assert np.all(t.graphs == t.graphs[0]) and not t.changing_edges.any()
+    assert np.sum(np.ptp(t.noise_scales, axis=0) > 0) == 2
+    np.testing.assert_array_equal(t.changing_sources, np.ptp(t.noise_scales, axis=0) > 0)
+    assert np.ptp(t.precisions[:, t.markov_network], axis=0).max() > 0
 
 
 def test_precision_sparse_on_moral_graph():
@@ -268,6 +281,7 @@ def test_random_graph_is_acyclic():
         (dict(montage=42), TypeError, "montage"),
         (dict(weight_range=(0.9, 0.1)), ValueError, "weight_range"),
         (dict(noise_scale_range="wide"), TypeError, "noise_scale_range"),
+        (dict(n_power_changes=-1), ValueError, "n_power_changes"),
         (dict(n_sources=30, min_distance=0.08), ValueError, "min_distance"),
         (dict(kind="epochs", duration=1.0, epoch_duration=2.0), ValueError, "epoch_duration"),
         (dict(random_state="seed"), TypeError, "random_state"),

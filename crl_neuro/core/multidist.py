@@ -79,7 +79,6 @@ __all__ = [
     "pham_ajd",
     "sparsity_search",
     "fit_joint_sparse",
-    "edge_heterogeneity_test",
     "effective_n",
 ]
 
@@ -483,90 +482,6 @@ def effective_n(Z: np.ndarray, max_lag: int = 100, pairwise: bool = False) -> An
     return float(np.clip(n / float(factor.max()), 4.0, n))
 
 
-def edge_heterogeneity_test(
-    precisions: np.ndarray,
-    n_eff: np.ndarray,
-    network: np.ndarray,
-    alpha: float = 0.05,
-    statistic: str = "precision",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Which network edges change across domains.
-
-    Cochran's heterogeneity test per edge, Benjamini-Hochberg FDR control over
-    the tested edges. With ``statistic="precision"`` (default) the edge strength
-    is the precision entry ``Theta_d[i, j]`` (comparable across domains because
-    one unmixing, hence one latent scale, serves all domains), with the Gaussian
-    asymptotic variance ``(Theta_ij^2 + Theta_ii Theta_jj) / n_d``; with
-    ``"partial_correlation"`` it is the Fisher-z partial correlation, variance
-    ``1 / (n_d - k - 1)``. ``Q = sum_d w_d (s_d - s_bar)^2`` (inverse-variance
-    weights) is chi-square with ``D - 1`` degrees of freedom when the strength is
-    the same in every domain. ``n_d`` are effective sample sizes (autocorrelation).
-
-    Parameters
-    ----------
-    precisions : ndarray, shape (n_domains, k, k)
-        Per-domain precision matrices of the latents; use unpenalised ones
-        (inverse sample covariances) for a calibrated test.
-    n_eff : ndarray, shape (n_domains,) or (n_domains, k, k)
-        Effective sample sizes (per domain, or per domain and pair).
-    network : ndarray, shape (k, k) bool
-        Edges to test (others are reported as not changing).
-    alpha : float
-        FDR level.
-    statistic : {"precision", "partial_correlation"}
-        Edge strength compared across domains.
-
-    Returns
-    -------
-    changing : ndarray, shape (k, k) bool
-        Symmetric mask of changing edges.
-    pvalues : ndarray, shape (k, k)
-        Heterogeneity p-values (1 for untested pairs).
-    """
-    from scipy.stats import chi2
-
-    check_choice(statistic, "statistic", ["precision", "partial_correlation"])
-    P = np.asarray(precisions, float)
-    D, k, _ = P.shape
-    n = np.asarray(n_eff, float)
-    if n.ndim == 1:
-        n = np.broadcast_to(n[:, None, None], P.shape)
-    diag = np.einsum("dii->di", P)
-    if statistic == "precision":
-        z = P
-        w = n / np.maximum(P**2 + diag[:, :, None] * diag[:, None, :], 1e-300)
-    else:
-        d = np.sqrt(diag)
-        R = -P / (d[:, :, None] * d[:, None, :])
-        z = np.arctanh(np.clip(R, -0.999999, 0.999999))
-        w = np.maximum(n - k - 1.0, 1.0)
-    zbar = np.sum(w * z, axis=0) / w.sum(axis=0)
-    Q = np.sum(w * (z - zbar) ** 2, axis=0)
-    pv = chi2.sf(Q, df=D - 1)
-    iu = np.triu_indices(k, 1)
-    tested = np.asarray(network, bool)[iu]
-    p_t = pv[iu][tested]
-    changing_t = np.zeros(p_t.size, bool)
-    if p_t.size:
-        order = np.argsort(p_t)
-        m = p_t.size
-        thresh = alpha * np.arange(1, m + 1) / m
-        passed = np.nonzero(p_t[order] <= thresh)[0]
-        if passed.size:
-            changing_t[order[: passed.max() + 1]] = True
-    changing = np.zeros((k, k), bool)
-    vals = np.zeros(iu[0].size, bool)
-    vals[tested] = changing_t
-    changing[iu] = vals
-    changing |= changing.T
-    pmat = np.ones((k, k))
-    pv_t = np.ones(iu[0].size)
-    pv_t[tested] = p_t
-    pmat[iu] = pv_t
-    pmat = np.minimum(pmat, pmat.T)
-    return changing, pmat
-
-
 # --------------------------------------------------------------------------- #
 # Estimator
 # --------------------------------------------------------------------------- #
@@ -635,8 +550,9 @@ class MultiDistributionCRL(BaseCRLEstimator):
     domain_precisions_ : ndarray, shape (n_domains, n_latents, n_latents)
         Sparse per-domain latent precision matrices.
     changing_edges_ : ndarray, shape (n_latents, n_latents) bool
-        Network edges whose strength (precision entry) differs across domains
-        (:func:`edge_heterogeneity_test`, BH-FDR 0.05).
+        Network edges whose causal strength differs across domains, a change of
+        a latent's own variance alone not counting
+        (:func:`crl_neuro.core.changes.mechanism_changes`, BH-FDR 0.05).
     domains_ : ndarray, shape (n_domains,)
         Domain labels in the order of ``domain_precisions_``.
     n_eff_ : ndarray, shape (n_domains,)
@@ -754,9 +670,9 @@ class MultiDistributionCRL(BaseCRLEstimator):
         self.markov_network_ = res["network"]
         # Effective sizes of the latents themselves for the heterogeneity test.
         n_eff_z = np.array([effective_n(Y[codes == d] @ W.T, pairwise=True) for d in range(labels.size)])
-        self.changing_edges_, _ = edge_heterogeneity_test(
-            np.linalg.inv(res["covariances"]), n_eff_z, res["network"]
-        )
+        from crl_neuro.core.changes import mechanism_changes
+
+        self.changing_edges_ = mechanism_changes(res["covariances"], n_eff_z, res["network"]).changing_edges
         self.domains_ = labels
         self.n_eff_ = n_eff
         self.penalty_ = float(res["lam"])

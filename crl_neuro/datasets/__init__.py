@@ -11,6 +11,7 @@ from typing import Any
 
 _LAZY = {
     "simulate_meeg_sessions": "crl_neuro.datasets.meeg",
+    "draw_meeg_problem": "crl_neuro.datasets.meeg",
     "simulate_fmri_rois": "crl_neuro.datasets.fmri",
     "simulate_latent_questionnaire": "crl_neuro.datasets.psychometrics",
     "simulate_multidomain_latents": "crl_neuro.datasets.nonlinear",

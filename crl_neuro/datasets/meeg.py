@@ -33,7 +33,7 @@ from sklearn.utils import Bunch
 
 from crl_neuro.core.validation import check_choice, check_float, check_generator, check_int
 
-__all__ = ["simulate_meeg_sessions"]
+__all__ = ["draw_meeg_problem", "simulate_meeg_sessions"]
 
 _SPACINGS = ("ico3", "ico4", "ico5", "oct4", "oct5", "oct6", "all")
 _INNOVATIONS = ("bursty", "laplace", "gaussian")
@@ -336,23 +336,21 @@ def _session_graphs(graph, n_sources, n_sessions, weight_range, edge_prob, n_cha
     return graphs
 
 
-def _noise_scales(graphs: np.ndarray, scale_range, rng) -> np.ndarray:
-    """Innovation standard deviations per session.
+def _noise_scales(n_sessions: int, k: int, scale_range, n_power_changes, rng) -> np.ndarray:
+    """Innovation standard deviations per session, shape ``(n_sessions, k)``.
 
-    A source keeps a constant scale when one of its incoming edges is constant across
-    sessions, so that such edges keep a constant precision entry (a non-changing
-    edge); every other source changes its scale from session to session.
+    ``n_power_changes`` sources (all by default) get scales spread over
+    ``scale_range`` across sessions; the others keep one scale in every session.
+    A change of scale is a change of the source's own power, not of any causal
+    strength.
     """
-    n_sessions, k, _ = graphs.shape
     lo, hi = scale_range
-    scales = np.exp(rng.uniform(np.log(lo), np.log(hi), size=(n_sessions, k)))
-    const_in = np.all(graphs != 0, axis=0) & np.all(graphs == graphs[:1], axis=0)
-    for j in range(k):
-        if const_in[:, j].any() or n_sessions < 2:
-            scales[:, j] = scales[0, j]
-        elif n_sessions >= 2 and lo < hi:
-            # make sure the scale does change: spread it over the range.
-            scales[:, j] = np.exp(rng.permutation(np.linspace(np.log(lo), np.log(hi), n_sessions)))
+    scales = np.repeat(np.exp(rng.uniform(np.log(lo), np.log(hi), size=(1, k))), n_sessions, axis=0)
+    if n_sessions < 2 or lo == hi:
+        return scales
+    n_change = k if n_power_changes is None else min(n_power_changes, k)
+    for j in rng.permutation(k)[:n_change]:
+        scales[:, j] = np.exp(rng.permutation(np.linspace(np.log(lo), np.log(hi), n_sessions)))
     return scales
 
 
@@ -444,6 +442,7 @@ def simulate_meeg_sessions(
     graph: str | np.ndarray = "chain",
     edge_prob: float | None = None,
     n_changing_edges: int | None = None,
+    n_power_changes: int | None = None,
     weight_range: tuple[float, float] = (0.5, 0.9),
     noise_scale_range: tuple[float, float] = (0.5, 2.0),
     innovations: str = "bursty",
@@ -502,12 +501,16 @@ def simulate_meeg_sessions(
         rounded up). They alternate between "switched on/off" (present in a random
         non-empty proper subset of sessions) and "re-weighted" (present in all
         sessions, clearly different weights). The other edges keep constant weights.
+        ``n_changing_edges=0`` keeps every causal strength fixed (with
+        ``n_power_changes`` > 0 only the sources' power then changes).
+    n_power_changes : int | None
+        Number of sources whose innovation scale (own power) changes across
+        sessions, spread over ``noise_scale_range`` (default: all of them); the
+        others keep one scale.
     weight_range : (float, float)
         Range of absolute edge weights (signs are random).
     noise_scale_range : (float, float)
-        Range of innovation standard deviations across sessions. Sources with a
-        constant incoming edge keep a constant scale (so that edge's strength, its
-        precision entry, is constant); the scales of the others change.
+        Range of innovation standard deviations across sessions.
     innovations : {"bursty", "laplace", "gaussian"}
         Innovation distribution: ``"bursty"`` (default) is Laplace noise, coloured,
         times a slow log-normal envelope (bursts of oscillations, strongly
@@ -606,8 +609,11 @@ def simulate_meeg_sessions(
           ``sources / source_amplitude``: ``(I - B) diag(1/scale^2) (I - B)^T``;
         - ``moral_graphs`` (n_sessions, K, K) bool per-session moralised graphs;
         - ``markov_network`` (K, K) bool: union of the moral graphs;
-        - ``changing_edges`` (K, K) bool: Markov-network edges whose strength (precision
-          entry) differs across sessions;
+        - ``changing_edges`` (K, K) bool, symmetric: pairs joined by a causal edge whose
+          strength (weight in ``graphs``) differs across sessions, switched on/off
+          included. A change of a source's power alone is not a changing edge;
+        - ``changing_sources`` (K,) bool: sources whose mechanism changes across
+          sessions (an incoming weight or the innovation scale differs), as in CD-NOD;
         - ``sessions`` (n_sessions,) int session labels; ``snr`` (dB);
         - ``noise_power`` (brain and sensor parts); ``head_model`` (perturbation details,
           or None), ``nominal_sphere`` (the :class:`mne.bem.ConductorModel` of
@@ -649,6 +655,8 @@ def simulate_meeg_sessions(
         edge_prob = check_float(edge_prob, "edge_prob", min_value=0.0, max_value=1.0, inclusive=True)
     if n_changing_edges is not None:
         n_changing_edges = check_int(n_changing_edges, "n_changing_edges", min_value=0)
+    if n_power_changes is not None:
+        n_power_changes = check_int(n_power_changes, "n_power_changes", min_value=0)
     weight_range = _check_range(weight_range, "weight_range")
     noise_scale_range = _check_range(noise_scale_range, "noise_scale_range")
     check_choice(innovations, "innovations", _INNOVATIONS)
@@ -682,15 +690,13 @@ def simulate_meeg_sessions(
 
     # ---- causal model
     graphs = _session_graphs(graph, n_sources, n_sessions, weight_range, edge_prob, n_changing_edges, rng)
-    scales = _noise_scales(graphs, noise_scale_range, rng)
+    scales = _noise_scales(n_sessions, n_sources, noise_scale_range, n_power_changes, rng)
     precisions = _precisions(graphs, scales)
     moral = np.stack([_moral(g) for g in graphs])
     markov = moral.any(axis=0)
-    changing = np.zeros_like(markov)
-    diag_scale = np.sqrt(np.abs(np.einsum("sii->si", precisions)))
-    for i, j in zip(*np.nonzero(np.triu(markov, 1))):
-        vals = precisions[:, i, j] / (diag_scale[:, i] * diag_scale[:, j]).mean()
-        changing[i, j] = changing[j, i] = np.ptp(vals) > 1e-9
+    weight_changes = np.ptp(graphs, axis=0) > 0
+    changing = weight_changes | weight_changes.T
+    changing_sources = weight_changes.any(axis=0) | (np.ptp(scales, axis=0) > 0)
 
     # ---- head models
     montage_key = montage if isinstance(montage, str) else None
@@ -810,6 +816,7 @@ def simulate_meeg_sessions(
         moral_graphs=moral,
         markov_network=markov,
         changing_edges=changing,
+        changing_sources=changing_sources,
         sessions=np.arange(1, n_sessions + 1),
         frequencies=freqs,
         snr=snr,
@@ -821,3 +828,55 @@ def simulate_meeg_sessions(
     sim = Bunch(forward=fwd, noise_cov=noise_cov, info=out_info, truth=truth)
     sim["raws" if kind == "raw" else "epochs"] = insts
     return sim
+
+
+def draw_meeg_problem(random_state: Any = None, changes: str | None = None) -> dict[str, Any]:
+    """Draw the settings of one problem of the randomised M/EEG benchmark family.
+
+    Every draw randomises what real recordings vary: number of sources (3-6) and
+    sessions (3-8), causal graph (chain or random DAG), what changes across
+    sessions (causal strengths and power, or power only), session length
+    (30-120 s), SNR (-5 to 10 dB), innovation law, brain-noise share, montage
+    (64 or 32 electrodes), source depth and spacing, and whether the noise
+    covariance is exact or estimated from a baseline. Benchmarks report the
+    mean and worst case over draws; defaults are chosen on the family.
+
+    Parameters
+    ----------
+    random_state : int | numpy.random.Generator | None
+        Seed of the draw; the simulation itself is seeded from it too.
+    changes : {"edges", "power"} | None
+        Force what changes across sessions: ``"edges"`` (some causal strengths
+        switch or change, and sources' power), ``"power"`` (every strength
+        fixed, only the sources' power changes). ``None`` draws it.
+
+    Returns
+    -------
+    kwargs : dict
+        Keyword arguments of :func:`simulate_meeg_sessions` (``random_state``
+        included), plus ``"changes"``.
+    """
+    rng = check_generator(random_state)
+    if changes is None:
+        changes = str(rng.choice(["edges", "power"]))
+    check_choice(changes, "changes", ("edges", "power"))
+    k = int(rng.integers(3, 7))
+    kw: dict[str, Any] = dict(
+        n_sources=k,
+        n_sessions=int(rng.integers(3, 9)),
+        graph=str(rng.choice(["chain", "random"])),
+        duration=float(rng.choice([30.0, 60.0, 120.0])),
+        snr=float(rng.uniform(-5.0, 10.0)),
+        innovations=str(rng.choice(list(_INNOVATIONS))),
+        brain_noise_ratio=float(rng.uniform(0.2, 0.8)),
+        montage=str(rng.choice(["biosemi64", "biosemi32"])),
+        max_depth=float(rng.uniform(0.02, 0.05)),
+        min_distance=float(rng.uniform(0.025, 0.04)),
+        noise_cov_duration=None if rng.random() < 0.5 else float(rng.choice([30.0, 60.0])),
+        random_state=int(rng.integers(2**31 - 1)),
+    )
+    if changes == "power":
+        kw["n_changing_edges"] = 0
+    kw["changes"] = changes
+    return kw
+

@@ -36,11 +36,17 @@ identity, so its share is subtracted from the session covariances in the source
 subspace before the network is estimated (noise on estimated sources would
 otherwise create spurious edges: errors in variables).
 
-``changing_edges_``: Cochran's chi-square heterogeneity test of each edge's
-strength (its precision entry; one unmixing fixes the source scales for all
-sessions) across sessions, inverse-variance weighted with effective sample sizes
-corrected for autocorrelation (Bartlett), Benjamini-Hochberg FDR 0.05 over the
-network edges (:func:`crl_neuro.core.multidist.edge_heterogeneity_test`).
+What changes across sessions (:func:`crl_neuro.core.changes.mechanism_changes`):
+the network is oriented by the causal order under which the fewest mechanisms
+change; ``changing_edges_`` are edges whose causal strength (the regression
+coefficient of the effect on the cause, given the effect's other causes) differs
+across sessions, tested by a random-effects heterogeneity test that leaves every
+source's own power free, so a change of power alone is not a changing edge.
+``changing_sources_`` are sources whose mechanism (incoming strengths or
+innovation power) changes. Effective sample sizes are corrected for
+autocorrelation (Bartlett); both families are Benjamini-Hochberg FDR controlled
+at ``alpha``. Each edge also gets an effect size, the between-session standard
+deviation of its strength (standardised sources), with a confidence interval.
 
 Assumptions: linear instantaneous mixing fixed across sessions; per session the
 sources are approximately Gaussian at zero lag (non-Gaussianity is not used);
@@ -57,8 +63,8 @@ from typing import Any
 import numpy as np
 
 from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.changes import mechanism_changes
 from crl_neuro.core.multidist import (
-    edge_heterogeneity_test,
     effective_n,
     fit_joint_sparse,
     pham_ajd,
@@ -137,6 +143,16 @@ class SessionCRL(BaseCRLEstimator):
         Penalty on the source Markov network: ``"auto"`` uses the theory level
         and an extended BIC to select the network; a float ``c >= 0`` uses ``c``
         times the theory level.
+    alpha : float
+        FDR level of the tests of changing edges and changing sources.
+    min_change : float
+        Smallest change that counts: between-session standard deviation of a
+        causal strength, and RMS correlation of the two sources' innovations
+        (standardised sources); 0 flags any significant change. Estimated
+        sources leak into each other a little, and with long recordings that
+        leakage alone is significant when powers change. The default 0.07 was
+        chosen on the randomised family of :func:`crl_neuro.datasets.draw_meeg_problem`
+        (see ``benchmarks/bench_meeg_changes.py``).
     random_state : int | None
         Seed of the random restarts used when no forward is given (the
         forward-based path is deterministic).
@@ -155,10 +171,26 @@ class SessionCRL(BaseCRLEstimator):
         Markov network of the sources.
     session_precisions_ : ndarray, shape (n_sessions, n_sources, n_sources)
         Per-session source precision matrices (sparse).
+    causal_order_ : ndarray, shape (n_sources,)
+        Order of the sources (causes first) chosen by the minimal-change
+        principle; it orients the network into ``source_dag_``.
+    source_dag_ : ndarray, shape (n_sources, n_sources) bool
+        ``[i, j]`` means source i -> source j (the network oriented by
+        ``causal_order_``; moral edges between co-causes keep a strength near 0).
+    edge_strengths_ : ndarray, shape (n_sessions, n_sources, n_sources)
+        Per-session causal strength of i -> j (0 off ``source_dag_``), with
+        standard errors ``edge_strengths_se_``.
     changing_edges_ : ndarray, shape (n_sources, n_sources) bool
-        Network edges whose strength (precision entry) changes across sessions.
-    changing_pvalues_ : ndarray, shape (n_sources, n_sources)
+        Edges whose causal strength changes across sessions (a change of a
+        source's power alone does not count).
+    changing_edges_pvalues_ : ndarray, shape (n_sources, n_sources)
         Heterogeneity p-values (1 for pairs not in the network).
+    changing_edges_effect_ : ndarray, shape (n_sources, n_sources)
+        Between-session standard deviation of each edge's strength, with its
+        confidence interval ``changing_edges_effect_ci_`` (2, n_sources, n_sources).
+    changing_sources_ : ndarray, shape (n_sources,) bool
+        Sources whose mechanism (incoming strengths or own power) changes.
+    changing_sources_pvalues_ : ndarray, shape (n_sources,)
     sessions_ : ndarray, shape (n_sessions,)
         Session labels.
     info_ : mne.Info
@@ -190,6 +222,8 @@ class SessionCRL(BaseCRLEstimator):
         noise_cov: Any = None,
         picks: Any = None,
         sparsity: Any = "auto",
+        alpha: float = 0.05,
+        min_change: float = 0.07,
         random_state: Any = None,
         n_jobs: Any = None,
         verbose: Any = None,
@@ -198,6 +232,8 @@ class SessionCRL(BaseCRLEstimator):
         self.noise_cov = noise_cov
         self.picks = picks
         self.sparsity = sparsity
+        self.alpha = alpha
+        self.min_change = min_change
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -215,6 +251,8 @@ class SessionCRL(BaseCRLEstimator):
             if isinstance(self.sparsity, str):
                 raise ValueError(f"sparsity must be 'auto' or a number >= 0, got {self.sparsity!r}")
             check_float(self.sparsity, "sparsity", min_value=0.0)
+        check_float(self.alpha, "alpha", min_value=0.0, max_value=1.0, inclusive=False)
+        check_float(self.min_change, "min_change", min_value=0.0)
         if self.n_jobs is not None:
             check_int(self.n_jobs, "n_jobs")
 
@@ -328,10 +366,19 @@ class SessionCRL(BaseCRLEstimator):
         self.session_precisions_ = D @ res["precisions"] @ D
         self.markov_network_ = np.asarray(res["network"], bool)
         n_eff_z = np.array([effective_n((W @ V @ y).T, pairwise=True) for y in Ys])
-        # Unpenalised per-session precisions give a calibrated heterogeneity test.
-        self.changing_edges_, self.changing_pvalues_ = edge_heterogeneity_test(
-            D @ np.linalg.inv(res["covariances"]) @ D, n_eff_z, self.markov_network_
-        )
+        # Unpenalised (noise-corrected) source covariances: strengths and their changes.
+        chg = mechanism_changes(D @ res["covariances"] @ D, n_eff_z, self.markov_network_,
+                                alpha=self.alpha, min_change=self.min_change)
+        self.causal_order_ = chg.order
+        self.source_dag_ = chg.dag
+        self.edge_strengths_ = chg.strengths
+        self.edge_strengths_se_ = chg.strengths_se
+        self.changing_edges_ = chg.changing_edges
+        self.changing_edges_pvalues_ = chg.edge_pvalues
+        self.changing_edges_effect_ = chg.edge_change
+        self.changing_edges_effect_ci_ = chg.edge_change_ci
+        self.changing_sources_ = chg.changing_sources
+        self.changing_sources_pvalues_ = chg.source_pvalues
         self.sessions_ = labels
         self.info_ = info
         self.mean_ = np.einsum("d,dc->c", pi, np.array([s[2] for s in stats]))
