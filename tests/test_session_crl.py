@@ -110,6 +110,22 @@ def test_get_sources_localize_to_stc(sim, fitted):
     assert stc.data.shape[1] == raw.n_times and stc.data.shape[0] <= 4
 
 
+def test_get_sources_real_raw_with_meas_date_and_annotations(sim, fitted):
+    """Recorded data carry a measurement date and annotations tied to it (EDF, FIF...)."""
+    from datetime import datetime, timezone
+
+    raw = sim.raws[0].copy().crop(1.0, None)  # first_samp > 0, as after any crop
+    date = datetime(2009, 8, 12, 16, 15, tzinfo=timezone.utc)
+    raw.set_meas_date(date)
+    raw.set_annotations(mne.Annotations([2.0, 5.0], [1.0, 0.5], ["T1", "T2"], orig_time=date))
+    src = fitted.get_sources(raw)
+    assert src.info["meas_date"] == date and src.first_samp == raw.first_samp
+    np.testing.assert_allclose(src.annotations.onset, raw.annotations.onset)
+    assert list(src.annotations.description) == ["T1", "T2"]
+    events, _ = mne.events_from_annotations(src, verbose=False)
+    np.testing.assert_array_equal(events, mne.events_from_annotations(raw, verbose=False)[0])
+
+
 def test_caller_instances_unchanged_and_reproducible(sim):
     raws = [r.copy() for r in sim.raws]
     before = [r.get_data().copy() for r in raws]
@@ -219,3 +235,53 @@ def test_scan_leadfield_true_patterns(sim):
         scan_leadfield("fwd", sim.truth.patterns)
     with pytest.raises(ValueError, match="forward lacks"):
         scan_leadfield(sim.forward, np.ones((2, 1)), ch_names=["X1", "X2"])
+
+
+def test_warns_on_split_sources_and_unconverged_refinement(sim, fitted):
+    from crl_neuro.core.multidist import fit_joint_sparse
+
+    est = clone(fitted)
+    for name, value in vars(fitted).items():
+        setattr(est, name, value.copy() if isinstance(value, np.ndarray) else value)
+    assert fitted.pattern_correlation_.shape == (4, 4)
+    assert fitted.pattern_correlation_.max() <= 0.8  # the well-posed fixture: no warning
+    est.patterns_ = est.patterns_.copy()
+    est.patterns_[:, 1] = est.patterns_[:, 0] + 0.1 * est.patterns_[:, 1]
+    with pytest.warns(RuntimeWarning, match="sources 0-1 .* split in two"):
+        est._warn_duplicates()
+    est.patterns_ = fitted.patterns_.copy()
+    est.source_pos_ = fitted.source_pos_.copy()
+    est.source_pos_[2] = est.source_pos_[3] + 0.003
+    with pytest.warns(RuntimeWarning, match="sources 2-3"):
+        est._warn_duplicates()
+    # The refinement reports when it stops at max_iter.
+    covs = np.array([np.diag([1.0, 2.0, 3.0]), np.diag([3.0, 1.0, 2.0])])
+    covs[:, 0, 1] = covs[:, 1, 0] = 0.5
+    res = fit_joint_sparse(covs, np.array([500.0, 500.0]), np.eye(3) + 0.3, max_iter=1)
+    assert not res["converged"] and res["n_iter"] == 1
+
+
+def test_power_changes_are_not_changing_edges():
+    """Strengths fixed, sources' power changing: few edges flagged; a real change is found."""
+    flagged = tested = 0
+    for seed in range(3):
+        sim = simulate_meeg_sessions(n_sources=4, n_sessions=5, duration=40.0, n_changing_edges=0,
+                                     snr=5.0, random_state=seed)
+        est = SessionCRL(4, noise_cov=sim.noise_cov).fit(sim.raws, forward=sim.forward)
+        flagged += int(est.changing_edges_.sum() // 2)
+        tested += int(est.markov_network_.sum() // 2)
+        assert est.changing_sources_.all()  # every source's power changes: its mechanism does
+        assert est.changing_edges_pvalues_.shape == (4, 4)
+        assert np.all(est.changing_edges_effect_ci_[0] <= est.changing_edges_effect_ci_[1])
+    assert tested >= 8 and flagged <= 0.15 * tested, (flagged, tested)
+    # An edge that switches on and off is found; the fixed edge beside it is not flagged.
+    g = np.zeros((3, 3))
+    g[0, 1], g[1, 2] = 0.8, 0.7
+    graphs = np.repeat(g[None], 5, axis=0)
+    graphs[:, 1, 2] = [0.0, 0.8, 0.0, 0.8, 0.0]  # 1 -> 2 switches on and off
+    sim = simulate_meeg_sessions(n_sources=3, n_sessions=5, duration=40.0, graph=graphs, random_state=0)
+    est = SessionCRL(3, noise_cov=sim.noise_cov).fit(sim.raws, forward=sim.forward)
+    _, match, _ = mcc(np.concatenate(sim.truth.sources, 1).T,
+                      np.concatenate([est.transform(r) for r in sim.raws], 1).T, return_details=True)
+    chg = est.changing_edges_[np.ix_(match, match)]
+    assert chg[1, 2] and not chg[0, 1], chg

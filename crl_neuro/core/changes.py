@@ -318,7 +318,8 @@ def mechanism_changes(
         ``order`` (k,); ``dag`` (k, k) bool, ``[i, j]`` means i -> j (the network
         oriented by the order); ``strengths`` (n_domains, k, k) coefficient of i in
         the mechanism of j (0 off the DAG) and ``strengths_se``; ``changing_edges``
-        (k, k) bool symmetric; ``edge_pvalues`` (k, k) (1 off the network);
+        (k, k) bool symmetric; ``edge_pvalues`` (k, k) (1 off the network), the
+        larger of ``edge_pvalues_strength`` and ``edge_pvalues_innovation``;
         ``edge_change`` (k, k) between-domain SD of the strength and
         ``edge_change_ci`` (2, k, k); ``changing_sources`` (k,) bool and
         ``source_pvalues`` (k,); ``innovation_variances`` (n_domains, k).
@@ -375,8 +376,9 @@ def mechanism_changes(
 
     # Intersection-union test: a change is declared only when both the strength
     # given the order and the misfit-invariant innovation test see it.
+    p_strength = edge_p
     p_innov, _ = _innovation_correlation_test(C, n, net, min_change)
-    edge_p = np.maximum(edge_p, p_innov)
+    edge_p = np.maximum(p_strength, p_innov)
     iu = np.triu_indices(k, 1)
     tested = net[iu]
     flags = np.zeros(iu[0].size, bool)
@@ -386,6 +388,7 @@ def mechanism_changes(
     changing |= changing.T
     return Bunch(
         order=order, dag=dag, strengths=strengths, strengths_se=se,
-        changing_edges=changing, edge_pvalues=edge_p, edge_change=tau, edge_change_ci=tau_ci,
+        changing_edges=changing, edge_pvalues=edge_p,
+        edge_pvalues_strength=p_strength, edge_pvalues_innovation=p_innov, edge_change=tau, edge_change_ci=tau_ci,
         changing_sources=_bh(src_p, alpha), source_pvalues=src_p, innovation_variances=omega,
     )

@@ -384,7 +384,8 @@ def fit_joint_sparse(
     -------
     result : dict
         ``W`` (k, k), ``precisions`` (n_domains, k, k), ``network`` (k, k) bool,
-        ``lam`` the final penalty, ``n_iter``, ``covariances`` (n_domains, k, k)
+        ``lam`` the final penalty, ``n_iter``, ``converged`` (the unmixing
+        changed by less than ``tol`` before ``max_iter``), ``covariances`` (n_domains, k, k)
         of the latents, ``objective``.
     """
     C = np.asarray(covs, float)
@@ -395,6 +396,7 @@ def fit_joint_sparse(
     c = 1.0 if sparsity == "auto" else float(sparsity)
     lam = c * lam0
     W = _normalise_rows(np.asarray(W0, float), C, pi)
+    converged = not update_W
     # Scale of a null group norm of precision entries: the log-penalty's epsilon.
     eps = _EPS_FACTOR * np.sqrt(np.sum(1.0 / n_eff))
     state = None
@@ -420,6 +422,7 @@ def fit_joint_sparse(
         delta = np.linalg.norm(W_new * sgn[:, None] - W) / np.linalg.norm(W)
         W = W_new
         if delta < tol:
+            converged = True
             break
     S = np.einsum("ia,dab,jb->dij", W, C, W)
     nrm = np.sqrt(np.sum(state[0] ** 2, axis=0)) if _REWEIGHT else np.full((k, k), eps)
@@ -441,7 +444,7 @@ def fit_joint_sparse(
     off = ~np.eye(k, dtype=bool)
     objective = float(nll - 2.0 * np.linalg.slogdet(W)[1] + lam0 * eps * np.sum(np.log1p(nrm[off] / eps)))
     return {"W": W, "precisions": Theta, "network": support, "lam": lam, "n_iter": n_iter,
-            "covariances": S,
+            "covariances": S, "converged": converged,
             "objective": objective}
 
 

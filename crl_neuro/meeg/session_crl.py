@@ -89,6 +89,9 @@ _PRIOR_WEIGHT = 100.0
 
 
 _DENOISE = True
+# Sources closer than this (m), or with whitened patterns more correlated, are flagged.
+_MIN_SOURCE_DISTANCE = 0.01
+_MAX_PATTERN_CORR = 0.8
 # Radius (m) around each RAP-MUSIC location within which the prior re-fits its dipole.
 _PRIOR_RADIUS = 0.02
 
@@ -171,6 +174,10 @@ class SessionCRL(BaseCRLEstimator):
         Markov network of the sources.
     session_precisions_ : ndarray, shape (n_sessions, n_sources, n_sources)
         Per-session source precision matrices (sparse).
+    source_covariances_ : ndarray, shape (n_sessions, n_sources, n_sources)
+        Per-session covariances of the sources (unit pooled variance), the
+        sensor-noise share removed when ``noise_cov`` is given; the change
+        tests are computed from them.
     causal_order_ : ndarray, shape (n_sources,)
         Order of the sources (causes first) chosen by the minimal-change
         principle; it orients the network into ``source_dag_``.
@@ -199,6 +206,9 @@ class SessionCRL(BaseCRLEstimator):
         Channel mean removed before unmixing.
     whitener_ : ndarray, shape (rank, n_channels)
         Noise whitener (projectors included).
+    pattern_correlation_ : ndarray, shape (n_sources, n_sources)
+        Absolute correlations of the noise-whitened sensor patterns (0 on the
+        diagonal); a warning is issued above 0.8, or for sources within 1 cm.
     n_eff_ : ndarray, shape (n_sessions, n_sources, n_sources)
         Effective sample sizes (per session and source pair, Bartlett).
     source_pos_, source_ori_, source_vertices_, source_gof_, source_amplitude_ : ndarray
@@ -353,6 +363,10 @@ class SessionCRL(BaseCRLEstimator):
             "SessionCRL: %d refinement iterations, %d edges",
             res["n_iter"], int(res["network"].sum() // 2),
         )
+        if not res["converged"]:
+            warn(f"SessionCRL: the refinement stopped at max_iter={res['n_iter']} iterations "
+                 "before converging; the sources may be inaccurate (more data or fewer "
+                 "n_sources usually help)")
         filters = W @ V @ Wn
         mix_w = Vpinv @ np.linalg.inv(W)  # whitened channel patterns
         colorer = np.linalg.pinv(Wn)
@@ -367,7 +381,8 @@ class SessionCRL(BaseCRLEstimator):
         self.markov_network_ = np.asarray(res["network"], bool)
         n_eff_z = np.array([effective_n((W @ V @ y).T, pairwise=True) for y in Ys])
         # Unpenalised (noise-corrected) source covariances: strengths and their changes.
-        chg = mechanism_changes(D @ res["covariances"] @ D, n_eff_z, self.markov_network_,
+        self.source_covariances_ = D @ res["covariances"] @ D
+        chg = mechanism_changes(self.source_covariances_, n_eff_z, self.markov_network_,
                                 alpha=self.alpha, min_change=self.min_change)
         self.causal_order_ = chg.order
         self.source_dag_ = chg.dag
@@ -394,7 +409,31 @@ class SessionCRL(BaseCRLEstimator):
                 delattr(self, name)
         if forward is not None:
             self.localize(forward)
+        self._warn_duplicates()
         return self
+
+    def _warn_duplicates(self) -> None:
+        """Warn when two sources look like one: alike sensor patterns or the same location.
+
+        Patterns are compared after noise whitening (what the data can tell apart).
+        """
+        from mne.utils import warn
+
+        P = self.whitener_ @ self.patterns_
+        P = P / np.maximum(np.linalg.norm(P, axis=0, keepdims=True), 1e-300)
+        R = np.abs(P.T @ P)
+        np.fill_diagonal(R, 0.0)
+        self.pattern_correlation_ = R
+        close = [(i, j) for i, j in zip(*np.nonzero(np.triu(R > _MAX_PATTERN_CORR, 1)))]
+        if hasattr(self, "source_pos_"):
+            d = np.linalg.norm(self.source_pos_[:, None] - self.source_pos_[None], axis=-1)
+            close += [(i, j) for i, j in zip(*np.nonzero(np.triu(d < _MIN_SOURCE_DISTANCE, 1)))
+                      if (i, j) not in close]
+        if close:
+            pairs = ", ".join(f"{i}-{j}" for i, j in close)
+            warn(f"SessionCRL: sources {pairs} have whitened sensor patterns correlated above "
+                 f"{_MAX_PATTERN_CORR} or lie within {1000 * _MIN_SOURCE_DISTANCE:.0f} mm of each "
+                 "other: one generator may be split in two (try fewer n_sources)")
 
     def _make_prior(self, gain_w, n_ori, V, Vpinv, n_eff, pi, locs0, pos):
         """Quadratic penalties pulling each filter off the other sources' dipole patterns.
@@ -506,6 +545,8 @@ class SessionCRL(BaseCRLEstimator):
         info = mne.create_info(names, inst.info["sfreq"], ch_types="misc")
         if kind == "raw":
             out = mne.io.RawArray(data, info, first_samp=inst.first_samp, verbose=False)
+            # Same measurement date first: annotations with an orig_time need it.
+            out.set_meas_date(inst.info["meas_date"])
             if inst.annotations is not None and len(inst.annotations):
                 out.set_annotations(inst.annotations.copy())
             return out
