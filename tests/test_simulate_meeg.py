@@ -26,7 +26,8 @@ def _moralize(adj: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def clean_sim():
     return simulate_meeg_sessions(
-        n_sources=4, n_sessions=3, duration=10.0, snr=np.inf, perturb_head=False, random_state=0
+        n_sources=4, n_sessions=3, duration=10.0, snr=np.inf, perturb_head=False, off_grid=False,
+        random_state=0,
     )
 
 
@@ -52,7 +53,8 @@ def test_bunch_fields_and_types(clean_sim):
     assert t.markov_network.shape == (k, k) and t.markov_network.dtype == bool
     assert t.changing_edges.shape == (k, k) and t.changing_edges.dtype == bool
     assert all(s.shape == (k, sim.raws[0].n_times) for s in t.sources)
-    np.testing.assert_allclose(t.pos, sim.forward["source_rr"][t.vertices])
+    # Off the grid by default, next to the reported grid vertex.
+    assert np.all(np.linalg.norm(t.pos - sim.forward["source_rr"][t.vertices], axis=1) < 0.01)
     np.testing.assert_allclose(np.linalg.norm(t.ori, axis=1), 1.0, rtol=1e-6)
     # Average-reference projector present but not applied (data stay reference-free).
     assert any("Average" in p["desc"] for p in sim.info["projs"])
@@ -154,8 +156,10 @@ def test_precision_sparse_on_moral_graph():
         assert np.abs(true_pcorr[on]).min() > 0.15
 
 
-def test_perturbed_head_model(noisy_sim):
-    sim = noisy_sim
+def test_perturbed_head_model():
+    # On the grid, so that only the head model differs from the nominal forward.
+    sim = simulate_meeg_sessions(n_sources=4, n_sessions=2, duration=5.0, snr=0.0, off_grid=False,
+                                 random_state=3)
     t = sim.truth
     nominal = sim.forward["sol"]["data"][:, t.vertices]
     # Patterns come from another head model: close to, but not equal to, the nominal ones.
@@ -300,7 +304,7 @@ def test_bad_arguments(kwargs, err, match):
 
 def test_meg_helmet():
     sim = simulate_meeg_sessions(n_sources=3, n_sessions=2, duration=5.0, sensors="meg", spacing="ico3",
-                                 snr=np.inf, perturb_head=False, random_state=0)
+                                 snr=np.inf, perturb_head=False, off_grid=False, random_state=0)
     assert sim.info.get_channel_types(unique=True) == ["mag"] and len(sim.info["ch_names"]) == 102
     assert not sim.info["projs"]
     gain = sim.forward["sol"]["data"]
@@ -318,3 +322,24 @@ def test_meg_helmet():
     nominal = pert.forward["sol"]["data"][:, pert.truth.vertices]
     assert not np.allclose(nominal, pert.truth.patterns)
     assert np.all(np.linalg.norm(pert.truth.patterns, axis=0) > 0)
+
+
+def test_sources_off_the_grid():
+    """By default true sources sit between the forward's grid points, a few mm away."""
+    from crl_neuro.datasets.meeg import _fixed_gain
+
+    on = simulate_meeg_sessions(n_sources=3, duration=5.0, off_grid=False, perturb_head=False, random_state=4)
+    off = simulate_meeg_sessions(n_sources=3, duration=5.0, perturb_head=False, random_state=4)
+    fwd = off.forward
+    np.testing.assert_array_equal(on.truth.vertices, off.truth.vertices)
+    np.testing.assert_allclose(on.truth.pos, fwd["source_rr"][on.truth.vertices])
+    dist = np.linalg.norm(off.truth.pos - fwd["source_rr"][off.truth.vertices], axis=1)
+    assert np.all((dist > 0.001) & (dist < 0.01)), dist
+    # Nearest grid point of each off-grid source is the vertex reported.
+    nearest = np.argmin(np.linalg.norm(fwd["source_rr"][None] - off.truth.pos[:, None], axis=-1), axis=1)
+    np.testing.assert_array_equal(nearest, off.truth.vertices)
+    # The leadfield helper reproduces MNE's fixed-orientation forward on the grid ...
+    cols = _fixed_gain(on.info, on.truth.nominal_sphere, on.truth.pos, on.truth.ori)
+    np.testing.assert_allclose(cols, fwd["sol"]["data"][:, on.truth.vertices], rtol=1e-6, atol=1e-12)
+    # ... and the off-grid patterns are not a grid column.
+    assert not np.allclose(off.truth.patterns, on.truth.patterns)

@@ -242,6 +242,45 @@ def _perturbed_model(info, nominal_sphere, rng: np.random.Generator, jitter: flo
     return info_true, sphere, details
 
 
+def _off_grid_positions(fwd, vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A full-mesh vertex in the cell of each grid vertex: positions and normals (head frame)."""
+    from scipy.spatial import cKDTree
+
+    dense = _cortex_source_space("all")
+    rr = np.concatenate([s["rr"][s["vertno"]] for s in dense])
+    nn = np.concatenate([s["nn"][s["vertno"]] for s in dense])
+    grid = fwd["source_rr"]
+    _, owner = cKDTree(grid).query(rr)
+    pos, ori = [], []
+    for v in vertices:
+        cell = np.flatnonzero(owner == v)
+        dist = np.linalg.norm(rr[cell] - grid[v], axis=1)
+        cell, dist = cell[dist > 1e-6], dist[dist > 1e-6]
+        if cell.size == 0:  # a cell with no other mesh vertex: stay on the grid
+            pos.append(grid[v])
+            ori.append(fwd["source_nn"][v])
+            continue
+        pick = cell[np.argsort(dist)[(cell.size - 1) // 2]]
+        pos.append(rr[pick])
+        ori.append(nn[pick])
+    return np.array(pos), np.array(ori)
+
+
+def _fixed_gain(info, sphere, pos: np.ndarray, ori: np.ndarray) -> np.ndarray:
+    """Leadfield of fixed dipoles at arbitrary positions (discrete source space)."""
+    import mne
+
+    src = mne.setup_volume_source_space(pos=dict(rr=pos, nn=ori), verbose=False)
+    meg = "mag" in info.get_channel_types()
+    fwd = mne.make_forward_solution(info, None, src, sphere, meg=meg, eeg=not meg, mindist=0.0,
+                                    verbose=False)
+    out = np.full((len(info["ch_names"]), len(pos)), np.nan)
+    kept = fwd["src"][0]["vertno"]  # points outside the model's inner sphere are dropped by MNE
+    G = fwd["sol"]["data"].reshape(fwd["sol"]["data"].shape[0], len(kept), 3)
+    out[:, kept] = np.einsum("cka,ka->ck", G, ori[kept])
+    return out
+
+
 def _forward_vertex_keys(fwd) -> np.ndarray:
     """(hemisphere, vertex number) keys of the forward's sources, encoded as ints."""
     return np.concatenate([s["vertno"] + 10**7 * k for k, s in enumerate(fwd["src"])])
@@ -458,6 +497,7 @@ def simulate_meeg_sessions(
     max_depth: float = 0.04,
     noise_cov_duration: float | None = None,
     perturb_head: bool = True,
+    off_grid: bool = True,
     electrode_jitter: float = 0.004,
     coregistration_error: float = 0.004,
     random_state: Any = None,
@@ -563,6 +603,13 @@ def simulate_meeg_sessions(
         returned forward itself.
     electrode_jitter : float
         Tangential electrode displacement in metres for the perturbed model.
+    off_grid : bool
+        Put the true sources between the points of the returned forward's source
+        space, as real generators are: each source moves from a grid vertex to a
+        vertex of the full fsaverage5 mesh in that vertex's cell (the one at the
+        median distance from it, a few mm away), with that vertex's normal; its
+        pattern is computed there. ``False`` keeps sources on the grid (then a
+        leadfield scan can be exact).
     coregistration_error : float
         Size in metres of the rigid displacement of the true head (scalp, skull,
         electrodes) relative to the brain in the perturbed model: a translation of this
@@ -595,8 +642,11 @@ def simulate_meeg_sessions(
 
         ``truth`` (Bunch):
 
-        - ``vertices`` (K,) indices into ``forward["source_rr"]`` (and leadfield columns);
-        - ``pos`` (K, 3) positions in metres, head coordinates; ``ori`` (K, 3) normals;
+        - ``vertices`` (K,) indices into ``forward["source_rr"]`` (and leadfield columns)
+          of the grid point each source is closest to (its own position with
+          ``off_grid=False``);
+        - ``pos`` (K, 3) positions in metres, head coordinates (off the grid by
+          default); ``ori`` (K, 3) normals;
         - ``sources`` list per session of (K, n_times) arrays in A·m (for epochs, the
           epochs concatenated in time);
         - ``innovations`` list per session of (K, n_times) arrays (``e`` in A·m);
@@ -674,6 +724,8 @@ def simulate_meeg_sessions(
     check_choice(sensors, "sensors", _SENSORS)
     min_distance = check_float(min_distance, "min_distance", min_value=0.0)
     max_depth = check_float(max_depth, "max_depth", min_value=0.0, inclusive=False)
+    if not isinstance(off_grid, (bool, np.bool_)):
+        raise TypeError(f"off_grid must be a bool, got {type(off_grid).__name__}")
     if not isinstance(perturb_head, (bool, np.bool_)):
         raise TypeError(f"perturb_head must be a bool, got {type(perturb_head).__name__}")
     electrode_jitter = check_float(electrode_jitter, "electrode_jitter", min_value=0.0, max_value=0.03)
@@ -727,7 +779,17 @@ def simulate_meeg_sessions(
     vertices = idx_nom[chosen]
     true_cols = idx_true[chosen]
     gain_true = fwd_true["sol"]["data"]
-    patterns = gain_true[:, true_cols].copy()
+    if off_grid:
+        true_pos, true_ori = _off_grid_positions(fwd, vertices)
+        patterns = _fixed_gain(info_true if perturb_head else info,
+                               true_sphere if perturb_head else nominal_sphere, true_pos, true_ori)
+        outside = np.isnan(patterns).any(axis=0)  # the true head's sphere cut it: stay on the grid
+        true_pos[outside] = fwd["source_rr"][vertices[outside]]
+        true_ori[outside] = fwd["source_nn"][vertices[outside]]
+        patterns[:, outside] = gain_true[:, true_cols[outside]]
+    else:
+        true_pos, true_ori = fwd["source_rr"][vertices].copy(), fwd["source_nn"][vertices].copy()
+        patterns = gain_true[:, true_cols].copy()
 
     freqs = rng.uniform(8.0, 25.0, size=n_sources)
     freqs = np.minimum(freqs, 0.4 * sfreq)
@@ -805,8 +867,8 @@ def simulate_meeg_sessions(
 
     truth = Bunch(
         vertices=np.asarray(vertices, dtype=int),
-        pos=fwd["source_rr"][vertices].copy(),
-        ori=fwd["source_nn"][vertices].copy(),
+        pos=true_pos,
+        ori=true_ori,
         sources=sources,
         innovations=innov,
         patterns=patterns,

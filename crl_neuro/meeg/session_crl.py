@@ -155,7 +155,9 @@ class SessionCRL(BaseCRLEstimator):
         sources leak into each other a little, and with long recordings that
         leakage alone is significant when powers change. The default 0.07 was
         chosen on the randomised family of :func:`crl_neuro.datasets.draw_meeg_problem`
-        (see ``benchmarks/bench_meeg_changes.py``).
+        (see ``benchmarks/bench_meeg_changes.py``). With two sessions no edge is
+        flagged: two covariances can always be diagonalised jointly, so a change
+        of strength cannot be told from estimation error of the sources.
     random_state : int | None
         Seed of the random restarts used when no forward is given (the
         forward-based path is deterministic).
