@@ -68,47 +68,28 @@ from scipy import stats
 from bench_meeg import partial_corr_network
 
 
-def precision_heterogeneity(covs: np.ndarray, n_eff: np.ndarray, network: np.ndarray, alpha=0.05):
-    """The former rule: Cochran's Q on precision entries across sessions, BH-FDR."""
+def precision_heterogeneity(covs: np.ndarray, n_eff: np.ndarray, network: np.ndarray) -> np.ndarray:
+    """The former rule: Cochran's Q on precision entries across sessions, BH-FDR 0.05."""
+    from crl_neuro.core.changes import fdr_edges
+
     P = np.linalg.inv(covs)
     diag = np.einsum("dii->di", P)
     w = n_eff / np.maximum(P**2 + diag[:, :, None] * diag[:, None, :], 1e-300)
     zbar = np.sum(w * P, axis=0) / w.sum(axis=0)
     pv = stats.chi2.sf(np.sum(w * (P - zbar) ** 2, axis=0), df=len(P) - 1)
-    k = P.shape[1]
-    iu = np.triu_indices(k, 1)
-    tested = network[iu]
-    flags = np.zeros(iu[0].size, bool)
-    if tested.any():
-        flags[tested] = stats.false_discovery_control(pv[iu][tested]) <= alpha
-    out = np.zeros((k, k), bool)
-    out[iu] = flags
-    return out | out.T
-
-
-def _flags_from_p(p: np.ndarray, network: np.ndarray, alpha=0.05) -> np.ndarray:
-    k = p.shape[0]
-    iu = np.triu_indices(k, 1)
-    tested = network[iu]
-    flags = np.zeros(iu[0].size, bool)
-    if tested.any():
-        flags[tested] = stats.false_discovery_control(p[iu][tested]) <= alpha
-    out = np.zeros((k, k), bool)
-    out[iu] = flags
-    return out | out.T
+    return fdr_edges(pv, network)
 
 
 def run_draw(seed: int, kind: str) -> list[dict]:
     import mne
 
-    from crl_neuro.core.changes import mechanism_changes
+    from crl_neuro.core.changes import fdr_edges, mechanism_changes
     from crl_neuro.core.metrics import graph_f1, localization_error, mcc
     from crl_neuro.datasets import draw_meeg_problem, simulate_meeg_sessions
     from crl_neuro.meeg import SessionCRL
     from crl_neuro.meeg.localization import scan_leadfield
 
     kw = draw_meeg_problem(seed, changes=kind)
-    kw.pop("changes")
     sim = simulate_meeg_sessions(**kw)
     k = kw["n_sources"]
     truth = sim.truth
@@ -149,9 +130,9 @@ def run_draw(seed: int, kind: str) -> list[dict]:
     rows.append(score("SessionCRL min_change=0", net, zero.changing_edges, match=match)[0])
     dflt = mechanism_changes(cov, n_eff, net, min_change=est.min_change)
     rows.append(score("ablation: strength test only", net,
-                      _flags_from_p(dflt.edge_pvalues_strength, net), match=match)[0])
+                      fdr_edges(dflt.edge_pvalues_strength, net), match=match)[0])
     rows.append(score("ablation: innovation test only", net,
-                      _flags_from_p(dflt.edge_pvalues_innovation, net), match=match)[0])
+                      fdr_edges(dflt.edge_pvalues_innovation, net), match=match)[0])
     rows.append(score("precision heterogeneity (former rule)", net,
                       precision_heterogeneity(cov, n_eff, net), match=match)[0])
 

@@ -235,6 +235,17 @@ def test_mechanism_changes_bad_input():
         mechanism_changes(covs, np.full(3, 100.0), net)
     with pytest.raises(ValueError, match="order"):
         mechanism_changes(covs, np.full(5, 100.0), net, order=[0, 0, 1, 2])
+    with pytest.raises(ValueError, match="min_change"):
+        mechanism_changes(covs, np.full(5, 100.0), net, min_change=-0.1)
+    with pytest.raises(ValueError, match="alpha"):
+        mechanism_changes(covs, np.full(5, 100.0), net, alpha=0.0)
+    bad = covs.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="covs"):
+        mechanism_changes(bad, np.full(5, 100.0), net)
+    before = covs.copy()
+    mechanism_changes(covs, np.full(5, 100.0), net)
+    np.testing.assert_array_equal(covs, before)  # the caller's arrays are not modified
 
 
 def test_effective_n_autocorrelation():

@@ -56,7 +56,9 @@ import numpy as np
 from scipy import optimize, stats
 from sklearn.utils import Bunch
 
-__all__ = ["causal_order_from_changes", "mechanism_changes"]
+from crl_neuro.core.validation import check_float
+
+__all__ = ["causal_order_from_changes", "fdr_edges", "mechanism_changes"]
 
 # Between-domain SD of a standardised coefficient above which a change counts as one
 # whole change when choosing the causal order (capped-L1 surrogate of the count).
@@ -87,26 +89,6 @@ def _ols(C: np.ndarray, j: int, P: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return beta, np.maximum(s2, 1e-12 * C[:, j, j]), inv
 
 
-def _shared_coefficient_lr(C: np.ndarray, n: np.ndarray, j: int, P: np.ndarray) -> float:
-    """LR statistic of "coefficients of j on P equal in every domain, variances free"."""
-    if P.size == 0:
-        return 0.0
-    _, s2_free, _ = _ols(C, j, P)
-    Cpp = C[:, P[:, None], P[None, :]]
-    cpj = C[:, P, j]
-    s2 = s2_free.copy()
-    for _ in range(50):  # alternate weighted least squares and variances (converges fast)
-        w = n / s2
-        beta = np.linalg.solve(np.einsum("d,dab->ab", w, Cpp), np.einsum("d,da->a", w, cpj))
-        s2_new = C[:, j, j] - 2 * cpj @ beta + np.einsum("a,dab,b->d", beta, Cpp, beta)
-        s2_new = np.maximum(s2_new, s2_free)
-        if np.allclose(s2_new, s2, rtol=1e-9, atol=0):
-            s2 = s2_new
-            break
-        s2 = s2_new
-    return float(np.sum(n * np.log(s2 / s2_free)))
-
-
 def _change_cost(C: np.ndarray, n: np.ndarray, j: int, P: np.ndarray) -> float:
     """How much the mechanism of ``j`` given ``P`` changes: summed between-domain SDs of its coefficients.
 
@@ -119,10 +101,7 @@ def _change_cost(C: np.ndarray, n: np.ndarray, j: int, P: np.ndarray) -> float:
     beta, s2, inv = _ols(C, j, P)
     cost = 0.0
     for a, i in enumerate(P):
-        se2 = s2 * inv[:, a, a] / n[:, i, j]
-        w = 1.0 / se2
-        q = _q_generalised(beta[:, a], se2, 0.0)
-        tau = np.sqrt(max(0.0, (q - (beta.shape[0] - 1)) / (w.sum() - np.sum(w**2) / w.sum())))
+        tau = np.sqrt(_tau2_dl(beta[:, a], s2 * inv[:, a, a] / n[:, i, j]))
         # Capped L1: a count of changing coefficients (minimal change) whose
         # small, sub-threshold part is an effect size (robust to misfit).
         cost += min(tau, _CHANGE_SCALE) / _CHANGE_SCALE + 1e-3 * tau
@@ -164,7 +143,6 @@ def causal_order_from_changes(
         key = (j, pa_mask)
         if key not in cache:
             P = np.array([i for i in nbrs[j] if pa_mask >> int(i) & 1], int)
-            nj = n[:, j, P].mean(axis=1) if P.size else n[:, j, j]
             cache[key] = _change_cost(C, n, j, P)
         return cache[key]
 
@@ -207,12 +185,18 @@ def _q_generalised(beta: np.ndarray, se2: np.ndarray, tau2: float) -> float:
     return float(np.sum(w * (beta - mean) ** 2))
 
 
+def _tau2_dl(beta: np.ndarray, se2: np.ndarray) -> float:
+    """DerSimonian-Laird estimate of the between-domain variance of ``beta``."""
+    w = 1.0 / se2
+    q0 = _q_generalised(beta, se2, 0.0)
+    return max(0.0, (q0 - (beta.size - 1)) / (w.sum() - np.sum(w**2) / w.sum()))
+
+
 def _tau_interval(beta: np.ndarray, se2: np.ndarray, level: float) -> tuple[float, float, float]:
     """DerSimonian-Laird estimate of the between-domain SD and its Q-profile interval."""
     df = beta.size - 1
-    w = 1.0 / se2
     q0 = _q_generalised(beta, se2, 0.0)
-    tau2 = max(0.0, (q0 - df) / (w.sum() - np.sum(w**2) / w.sum()))
+    tau2 = _tau2_dl(beta, se2)
     hi_q, lo_q = stats.chi2.ppf((1 + level) / 2, df), stats.chi2.ppf((1 - level) / 2, df)
     top = 10.0 * (np.var(beta) + se2.max()) + 1e-12
 
@@ -228,7 +212,7 @@ def _tau_interval(beta: np.ndarray, se2: np.ndarray, level: float) -> tuple[floa
 
 def _innovation_correlation_test(
     C: np.ndarray, n: np.ndarray, network: np.ndarray, min_change: float
-) -> tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray:
     """Edge-change p-values that are invariant to a fixed misfit of the variables.
 
     When no causal strength changes, every domain covariance is ``M Omega_d M^T``
@@ -244,8 +228,7 @@ def _innovation_correlation_test(
     the null to RMS correlations of that size (non-central chi-square).
 
     Returns the p-values (1 off the network, and everywhere with 2 domains,
-    where a joint diagonaliser always exists) and the RMS innovation
-    correlation of each pair.
+    where a joint diagonaliser always exists).
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -262,21 +245,47 @@ def _innovation_correlation_test(
     R = np.clip(Ci / (dg[:, :, None] * dg[:, None, :]), -0.999999, 0.999999)
     z = np.arctanh(R)
     Q = np.sum(n * z**2, axis=0)
-    rms = np.sqrt(np.mean(R**2, axis=0))
     df = D - 2
     if df < 1:
-        return np.ones((k, k)), rms
+        return np.ones((k, k))
     nc = np.sum(n, axis=0) * np.arctanh(min(min_change, 0.999)) ** 2
     p = stats.ncx2.sf(Q, df, nc) if min_change > 0 else stats.chi2.sf(Q, df)
     p = np.where(network, p, 1.0)
     np.fill_diagonal(p, 1.0)
-    return p, rms
+    return p
 
 
 def _bh(p: np.ndarray, alpha: float) -> np.ndarray:
     if p.size == 0:
         return np.zeros(0, bool)
     return stats.false_discovery_control(p, method="bh") <= alpha
+
+
+def fdr_edges(pvalues: np.ndarray, network: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """Edges of ``network`` whose p-value passes Benjamini-Hochberg at ``alpha``.
+
+    Parameters
+    ----------
+    pvalues : ndarray, shape (k, k)
+        Symmetric p-values (the upper triangle is read).
+    network : ndarray, shape (k, k) bool
+        Edges tested; the FDR is controlled over them.
+    alpha : float
+        FDR level.
+
+    Returns
+    -------
+    flags : ndarray, shape (k, k) bool
+        Symmetric mask of the edges declared.
+    """
+    k = pvalues.shape[0]
+    iu = np.triu_indices(k, 1)
+    tested = np.asarray(network, bool)[iu]
+    flags = np.zeros(iu[0].size, bool)
+    flags[tested] = _bh(np.asarray(pvalues)[iu][tested], alpha)
+    out = np.zeros((k, k), bool)
+    out[iu] = flags
+    return out | out.T
 
 
 def mechanism_changes(
@@ -304,8 +313,9 @@ def mechanism_changes(
     alpha : float
         FDR level of both families of tests.
     min_change : float
-        Smallest between-domain standard deviation of a strength that counts as
-        a change (``H0: tau <= min_change``); 0 tests for any change.
+        Smallest change that counts: between-domain standard deviation of a
+        strength (``H0: tau <= min_change``) and RMS correlation of the two
+        innovations; 0 tests for any change.
     ci_level : float
         Coverage of the confidence intervals.
     order : array-like | None
@@ -324,9 +334,14 @@ def mechanism_changes(
         ``edge_change_ci`` (2, k, k); ``changing_sources`` (k,) bool and
         ``source_pvalues`` (k,); ``innovation_variances`` (n_domains, k).
     """
+    check_float(alpha, "alpha", min_value=0.0, max_value=1.0, inclusive=False)
+    check_float(min_change, "min_change", min_value=0.0, max_value=1.0)
+    check_float(ci_level, "ci_level", min_value=0.0, max_value=1.0, inclusive=False)
     C = np.asarray(covs, float)
     if C.ndim != 3 or C.shape[1] != C.shape[2]:
         raise ValueError(f"covs must have shape (n_domains, k, k), got {C.shape}")
+    if not np.all(np.isfinite(C)):
+        raise ValueError("covs must be finite")
     D, k, _ = C.shape
     if D < 2:
         raise ValueError(f"covs must hold at least 2 domains to test changes, got {D}")
@@ -351,7 +366,6 @@ def mechanism_changes(
     tau = np.zeros((k, k))
     tau_ci = np.zeros((2, k, k))
     src_p = np.ones(k)
-    df_src = np.zeros(k, int)
     pooled_w = n[:, np.arange(k), np.arange(k)]  # variance-effective sizes
     for j in range(k):
         P = np.flatnonzero(dag[:, j])
@@ -371,24 +385,16 @@ def mechanism_changes(
         Cbar = np.einsum("d,dab->ab", nj, C) / nj.sum()
         _, s2_common, _ = _ols(Cbar[None], j, P)
         lr = float(nj.sum() * np.log(s2_common[0]) - np.sum(nj * np.log(s2)))
-        df_src[j] = (D - 1) * (P.size + 1)
-        src_p[j] = stats.chi2.sf(max(lr, 0.0), df_src[j])
+        src_p[j] = stats.chi2.sf(max(lr, 0.0), (D - 1) * (P.size + 1))
 
     # Intersection-union test: a change is declared only when both the strength
     # given the order and the misfit-invariant innovation test see it.
     p_strength = edge_p
-    p_innov, _ = _innovation_correlation_test(C, n, net, min_change)
+    p_innov = _innovation_correlation_test(C, n, net, min_change)
     edge_p = np.maximum(p_strength, p_innov)
-    iu = np.triu_indices(k, 1)
-    tested = net[iu]
-    flags = np.zeros(iu[0].size, bool)
-    flags[tested] = _bh(edge_p[iu][tested], alpha)
-    changing = np.zeros((k, k), bool)
-    changing[iu] = flags
-    changing |= changing.T
     return Bunch(
         order=order, dag=dag, strengths=strengths, strengths_se=se,
-        changing_edges=changing, edge_pvalues=edge_p,
+        changing_edges=fdr_edges(edge_p, net, alpha), edge_pvalues=edge_p,
         edge_pvalues_strength=p_strength, edge_pvalues_innovation=p_innov, edge_change=tau, edge_change_ci=tau_ci,
         changing_sources=_bh(src_p, alpha), source_pvalues=src_p, innovation_variances=omega,
     )

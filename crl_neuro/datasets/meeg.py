@@ -916,7 +916,7 @@ def draw_meeg_problem(random_state: Any = None, changes: str | None = None) -> d
     -------
     kwargs : dict
         Keyword arguments of :func:`simulate_meeg_sessions` (``random_state``
-        included), plus ``"changes"``.
+        included); power-only draws have ``n_changing_edges=0``.
     """
     rng = check_generator(random_state)
     if changes is None:
@@ -939,6 +939,5 @@ def draw_meeg_problem(random_state: Any = None, changes: str | None = None) -> d
     )
     if changes == "power":
         kw["n_changing_edges"] = 0
-    kw["changes"] = changes
     return kw
 

@@ -264,7 +264,7 @@ class SessionCRL(BaseCRLEstimator):
                 raise ValueError(f"sparsity must be 'auto' or a number >= 0, got {self.sparsity!r}")
             check_float(self.sparsity, "sparsity", min_value=0.0)
         check_float(self.alpha, "alpha", min_value=0.0, max_value=1.0, inclusive=False)
-        check_float(self.min_change, "min_change", min_value=0.0)
+        check_float(self.min_change, "min_change", min_value=0.0, max_value=1.0)
         if self.n_jobs is not None:
             check_int(self.n_jobs, "n_jobs")
 
