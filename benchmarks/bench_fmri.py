@@ -1,31 +1,33 @@
-"""Benchmark: causal ROIs vs parcellation baselines on simulated fMRI with ground truth.
+"""Benchmark: causal ROIs vs strong parcellation baselines on a randomised fMRI family.
 
-Data: :func:`crl_neuro.datasets.simulate_fmri_rois` scenarios ``separated``,
-``coupled`` (adjacent driver/driven regions), ``split_halves`` (a region whose halves
-receive different inputs only in some runs), ``low_snr`` and ``hrf``, several seeds.
-Every method sees the same runs (list of 4D images, the same brain mask) and is asked
-for ``K`` = the true number of ROIs (or ``K + 1`` parcels, one extra to hold the
-background).
+Data: :func:`crl_neuro.datasets.draw_fmri_problem` draws (default 24, seeds
+``--first-seed`` onwards; the kinds ``separated``, ``coupled`` = an adjacent
+driver/driven pair at latent correlation 0.75-0.9, ``split_halves`` = one region whose
+halves receive different inputs in some runs) with random grid (2-4 mm), field of
+view, ROI count (4-16), sizes and irregular shapes, region-specific HRFs, SNR,
+smooth noise, drifts, head motion with spin history, 2-4 runs of 150-400 volumes and
+lagged plus same-volume links. Every method sees the same runs, the same brain mask,
+the same cleaning (linear detrend, 0.01 Hz high-pass, the six motion parameters and
+their differences as confounds, as a careful Nilearn user would) and ``K`` = the true number of ROIs (or
+``K + 1`` parcels, one extra to hold the background).
 
 Methods
 -------
-``CausalROIs``           crl_neuro.fmri.CausalROIs(n_rois=K) (defaults).
+``CausalROIs``           crl_neuro.fmri.CausalROIs(n_rois=K), defaults.
+``CausalROIs no-causal`` the same pipeline without its causal terms
+                         (``innovation_weight=0, abstraction_weight=0``): the ablation.
 ``parcel-{ward,rena,kmeans}[+1]``
-                         nilearn.regions.Parcellations, K or K+1 parcels, z-scored and
-                         detrended input (what a careful user passes).
+                         nilearn.regions.Parcellations, K or K+1 parcels.
 ``CanICA-argmax``        nilearn.decomposition.CanICA(n_components=K); each voxel gets the
                          component with the largest (sign-corrected) weight in the
                          thresholded maps, 0 where all maps are 0.
-``ward-pooled+1 (naive)``  spatially constrained Ward (sklearn AgglomerativeClustering,
-                         grid_to_graph connectivity) of voxel time courses z-scored per run
-                         and concatenated over runs, straight into K+1 clusters.
-``ward-pooled``          the strong hand-written control: the same Ward into 4K clusters,
-                         then keep the K clusters whose mean time course explains most of
-                         their voxels' variance (the rest is background) - what a careful
-                         user does when most of the brain carries no modelled signal.
-``ward-run-consensus``   Ward per run (4K clusters), a spatially constrained Ward of the
-                         runs' one-hot co-memberships (consensus, 4K), then the same
-                         selection of K clusters.
+``ward-pooled``          spatially constrained Ward (sklearn, grid_to_graph) of the cleaned
+                         voxel time courses into 4K clusters, keeping the K clusters whose
+                         mean explains most of their voxels' variance (rest background).
+``denoised-corr-ward``   the strong simple baseline: the same, but each voxel is first
+                         projected on the 2K+2 leading principal components of all voxels
+                         and scaled to unit norm (Euclidean = correlation distance of
+                         PCA-denoised time courses).
 ``true ROIs (oracle)``   the true labels: upper bound of the graph score.
 
 Columns
@@ -36,24 +38,22 @@ Columns
 ``ari_mask``  ARI on the whole brain mask (background = one more label).
 ``abs_err``   abstraction error of the partition under the *true* micro dynamics
               (:func:`crl_neuro.datasets.fmri.true_abstraction_error`: 0 = exact).
-``abs_err_data``  the data version CausalROIs reports (ROIs split into contiguous
-              parts -> VAR abstraction error from the data), computed for every
-              partition with the same function (blank when unavailable).
 ``graph_f1``  directed F1 of the ROI graph after matching estimated to true ROIs by
               voxel overlap (Hungarian). CausalROIs: its own ``roi_graph_``; the
-              others: the same ROI-level discovery as CausalROIs
-              (:func:`crl_neuro.fmri.roi_causal_graph`, defaults) run on the mean time course of each
-              of their ROIs (voxels z-scored per run, as CausalROIs does), so that
-              only the partition differs. Edges involving
-              unmatched estimated ROIs are ignored.
-``fit_s``     wall time of the fit (s, single thread; CausalROIs includes its graph and
-              abstraction error); ``peak_MB`` peak resident-memory increase during the
-              fit (each fit runs in a forked process).
+              others: the same ROI-level discovery
+              (:func:`crl_neuro.fmri.roi_causal_graph`, defaults) on the mean cleaned
+              time course of each of their ROIs, so that only the partition differs.
+``fit_s``     wall time of the fit (s, single thread); ``peak_MB`` peak resident-memory
+              increase during the fit (each fit runs in a forked process).
+
+The summary prints the mean and the worst draw of every column per method, then
+the mean per kind of draw.
 
 Usage::
 
-    python benchmarks/bench_fmri.py --quick      # 1 seed, 10 mm grid, ~2-3 minutes
-    python benchmarks/bench_fmri.py --seeds 5    # the full table
+    python benchmarks/bench_fmri.py --quick        # 3 draws, ~3 minutes
+    python benchmarks/bench_fmri.py                # 24 draws (seeds 0-23)
+    python benchmarks/bench_fmri.py --shard 0/2    # half of the draws (run two in parallel)
 """
 
 from __future__ import annotations
@@ -73,17 +73,32 @@ from scipy.optimize import linear_sum_assignment  # noqa: E402
 from sklearn.cluster import AgglomerativeClustering  # noqa: E402
 from sklearn.feature_extraction.image import grid_to_graph  # noqa: E402
 
-from crl_neuro.datasets.fmri import SCENARIOS, simulate_fmri_rois, true_abstraction_error  # noqa: E402
+from crl_neuro.datasets.fmri import draw_fmri_problem, simulate_fmri_rois, true_abstraction_error  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
+_HIGH_PASS = 0.01  # Hz, the cleaning every method gets
+
 
 # ----------------------------------------------------------------------------- helpers
+def _cleaning(data):
+    """Masker/Parcellations keyword arguments of the shared cleaning."""
+    return dict(detrend=True, high_pass=_HIGH_PASS, t_r=data.truth.t_r)
+
+
+def _confounds(data):
+    """Per run: the six motion parameters and their backward differences (12 columns)."""
+    out = []
+    for m in data.truth.motion:
+        out.append(np.hstack([m, np.vstack([np.zeros((1, m.shape[1])), np.diff(m, axis=0)])]))
+    return out
+
+
 def _masked_runs(data):
     from nilearn.maskers import NiftiMasker
 
-    masker = NiftiMasker(data.mask_img, standardize=None).fit()
-    return [masker.transform(img) for img in data.imgs]
+    masker = NiftiMasker(data.mask_img, standardize="zscore_sample", **_cleaning(data)).fit()
+    return [masker.transform(img, confounds=m) for img, m in zip(data.imgs, _confounds(data))]
 
 
 def _zscore(Xs):
@@ -104,53 +119,11 @@ def _connectivity(data):
     return grid_to_graph(*mask.shape, mask=mask)
 
 
-def _first(res):
-    """A graph, or the graph of a (graph, p-values) pair."""
-    return np.asarray(res[0] if isinstance(res, tuple) else res)
+def _roi_discovery(ts):
+    """The ROI-level discovery routine of CausalROIs (:func:`crl_neuro.fmri.roi_causal_graph`)."""
+    from crl_neuro.fmri import roi_causal_graph
 
-
-def _roi_discovery():
-    """The ROI-level discovery routine of CausalROIs (:func:`crl_neuro.fmri.roi_causal_graph`), else None."""
-    try:
-        from crl_neuro.fmri import roi_causal_graph
-    except Exception:
-        return None
-    return lambda ts: _first(roi_causal_graph(ts))
-
-
-def _fallback_granger(ts, alpha=0.05):
-    """Pooled lag-1 Granger t-tests (Bonferroni), used only when CausalROIs is absent."""
-    from scipy import stats
-
-    ts = _zscore(ts)
-    P = np.concatenate([y[:-1] for y in ts])
-    F = np.concatenate([y[1:] for y in ts])
-    K = P.shape[1]
-    B, *_ = np.linalg.lstsq(P, F, rcond=None)
-    resid = F - P @ B
-    s2 = (resid**2).sum(0) / (P.shape[0] - K)
-    se = np.sqrt(np.outer(np.diag(np.linalg.inv(P.T @ P)), s2))
-    pv = 2 * stats.norm.sf(np.abs(B / se))
-    G = np.where(pv < alpha / (K * (K - 1)), B, 0.0)
-    np.fill_diagonal(G, 0.0)
-    return G
-
-
-def _data_abs_err():
-    try:
-        from crl_neuro.fmri.causal_rois import _abstraction_error
-
-        def f(Zs, labels, conn):
-            # relabel to 1..n consecutive
-            uniq = [u for u in np.unique(labels) if u > 0]
-            lab = np.zeros_like(labels)
-            for i, u in enumerate(uniq):
-                lab[labels == u] = i + 1
-            return _abstraction_error(Zs, lab, conn.tocsr(), len(uniq))[0]
-
-        return f
-    except Exception:
-        return None
+    return np.asarray(roi_causal_graph(ts))
 
 
 def matched_graph_f1(true_labels, est_labels, true_graph, est_graph):
@@ -178,15 +151,18 @@ def _roi_means(Xs, labels):
 
 
 # ----------------------------------------------------------------------------- methods
-def m_causal_rois(data, K, seed, ctx):
-    from crl_neuro.fmri import CausalROIs
+def m_causal_rois(**params):
+    def fit(data, K, seed, ctx):
+        from crl_neuro.fmri import CausalROIs
 
-    est = CausalROIs(n_rois=K, mask_img=data.mask_img, t_r=data.truth.t_r, random_state=seed)
-    est.fit(data.imgs)
-    labels = _img_to_vec(est.labels_img_, data.truth)
-    ids = [u for u in np.unique(labels) if u > 0]
-    graph = np.asarray(est.roi_graph_)[np.ix_(np.array(ids) - 1, np.array(ids) - 1)] if ids else None
-    return labels, graph
+        est = CausalROIs(n_rois=K, mask_img=data.mask_img, random_state=seed, **_cleaning(data), **params)
+        est.fit(data.imgs, confounds=_confounds(data))
+        labels = _img_to_vec(est.labels_img_, data.truth)
+        ids = [u for u in np.unique(labels) if u > 0]
+        graph = np.asarray(est.roi_graph_)[np.ix_(np.array(ids) - 1, np.array(ids) - 1)] if ids else None
+        return labels, graph
+
+    return fit
 
 
 def m_parcellations(method, n):
@@ -194,15 +170,10 @@ def m_parcellations(method, n):
         from nilearn.regions import Parcellations
 
         p = Parcellations(
-            method=method,
-            n_parcels=K + n,
-            mask=data.mask_img,
-            standardize="zscore_sample",
-            detrend=True,
-            t_r=data.truth.t_r,
-            random_state=seed,
+            method=method, n_parcels=K + n, mask=data.mask_img, standardize="zscore_sample",
+            random_state=seed, **_cleaning(data),
         )
-        p.fit(data.imgs)
+        p.fit(data.imgs, confounds=_confounds(data))
         return _img_to_vec(p.labels_img_, data.truth), None
 
     return fit
@@ -212,15 +183,10 @@ def m_canica(data, K, seed, ctx):
     from nilearn.decomposition import CanICA
 
     ica = CanICA(
-        n_components=K,
-        mask=data.mask_img,
-        standardize="zscore_sample",
-        detrend=True,
-        t_r=data.truth.t_r,
-        random_state=seed,
-        n_init=5,
+        n_components=K, mask=data.mask_img, standardize="zscore_sample", random_state=seed, n_init=5,
+        **_cleaning(data),
     )
-    ica.fit(data.imgs)
+    ica.fit(data.imgs, confounds=_confounds(data))
     comps = np.asarray(ica.components_)  # (K, n_vox) in NiftiMasker order, thresholded
     # sign so that the largest absolute weight is positive
     sign = np.sign(comps[np.arange(comps.shape[0]), np.argmax(np.abs(comps), 1)])
@@ -249,25 +215,23 @@ def _select_coherent(Zs, labels, K):
 _OVER = 4  # over-clustering factor of the hand-written controls
 
 
-def m_ward_pooled_naive(data, K, seed, ctx):
-    """Ward of the pooled z-scored time courses straight into K+1 clusters."""
-    Z = np.concatenate(_zscore(ctx["X"]))
-    return _ward(Z.T, ctx["conn"], K + 1), None
-
-
 def m_ward_pooled(data, K, seed, ctx):
-    """Ward of pooled z-scored time courses into 4K clusters, keep the K most coherent."""
+    """Ward of pooled cleaned time courses into 4K clusters, keep the K most coherent."""
     Zs = _zscore(ctx["X"])
     lab = _ward(np.concatenate(Zs).T, ctx["conn"], _OVER * K)
     return _select_coherent(Zs, lab, K), None
 
 
-def m_ward_consensus(data, K, seed, ctx):
-    """Ward per run (4K clusters), consensus Ward of the co-memberships, keep K most coherent."""
+def m_denoised_ward(data, K, seed, ctx):
+    """Ward on correlations of PCA-denoised voxel time courses, 4K clusters, keep K."""
+    from sklearn.utils.extmath import randomized_svd
+
     Zs = _zscore(ctx["X"])
-    n = _OVER * K
-    onehots = [np.eye(n)[_ward(z.T, ctx["conn"], n) - 1] for z in Zs]
-    lab = _ward(np.concatenate(onehots, axis=1), ctx["conn"], n)
+    Z = np.concatenate(Zs)
+    _, s, Vt = randomized_svd(Z, 2 * K + 2, random_state=seed)
+    F = (Vt.T * s)  # voxel coordinates in the leading components
+    F /= np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
+    lab = _ward(F, ctx["conn"], _OVER * K)
     return _select_coherent(Zs, lab, K), None
 
 
@@ -275,17 +239,17 @@ def m_oracle(data, K, seed, ctx):
     return data.truth.voxel_labels.copy(), None
 
 
-def methods(include_crl=True):
-    out = {}
-    if include_crl:
-        out["CausalROIs"] = m_causal_rois
+def methods():
+    out = {
+        "CausalROIs": m_causal_rois(),
+        "CausalROIs no-causal": m_causal_rois(innovation_weight=0.0, abstraction_weight=0.0),
+    }
     for meth in ("ward", "rena", "kmeans"):
         out[f"parcel-{meth}"] = m_parcellations(meth, 0)
         out[f"parcel-{meth}+1"] = m_parcellations(meth, 1)
     out["CanICA-argmax"] = m_canica
-    out["ward-pooled+1 (naive)"] = m_ward_pooled_naive
     out["ward-pooled"] = m_ward_pooled
-    out["ward-run-consensus"] = m_ward_consensus
+    out["denoised-corr-ward"] = m_denoised_ward
     out["true ROIs (oracle)"] = m_oracle
     return out
 
@@ -337,107 +301,100 @@ def _run_isolated(fit, args):
     return res, fit_s, peak
 
 
-def evaluate(scenario, seed, n_timepoints, n_runs, resolution, meths, discovery, data_err, log):
-    data = simulate_fmri_rois(
-        scenario, n_runs=n_runs, n_timepoints=n_timepoints, resolution=resolution, random_state=seed
-    )
+def evaluate(seed, meths, log, kind=None):
+    from crl_neuro.core.metrics import labels_ari
+
+    kw = draw_fmri_problem(seed, kind=kind)
+    data = simulate_fmri_rois(**kw)
     truth = data.truth
     K = data.roi_graph.shape[0]
     ctx = {"X": _masked_runs(data), "conn": _connectivity(data)}
     Zs = _zscore(ctx["X"])
     true_lab = truth.voxel_labels
+    log(f"draw {seed}: {data.description}")
     rows = []
     for name, fit in meths.items():
         try:
             (labels, graph), fit_s, peak = _run_isolated(fit, (data, K, seed, ctx))
         except Exception as err:  # keep the table going; report the failure
-            log(f"  {scenario} seed {seed}: {name} failed: {type(err).__name__}: {err}")
+            log(f"  draw {seed}: {name} failed: {type(err).__name__}: {err}")
             continue
-        from crl_neuro.core.metrics import labels_ari
-
         ari_roi = labels_ari(true_lab, labels, mask=true_lab > 0)
         ari_mask = labels_ari(true_lab, labels, mask=np.ones_like(true_lab, bool))
         abs_err = true_abstraction_error(truth, labels)
-        abs_data = np.nan
-        if data_err is not None and np.any(labels > 0):
-            try:
-                abs_data = data_err(Zs, labels, ctx["conn"])
-            except Exception as err:
-                log(f"  {name}: data abstraction error failed: {err}")
         series, ids = _roi_means(Zs, labels)
         if graph is None and ids:
-            graph = discovery(series) if discovery is not None else _fallback_granger(series)
+            graph = _roi_discovery(series)
         remap = np.zeros(int(labels.max()) + 1, dtype=int)
         remap[ids] = np.arange(1, len(ids) + 1)
         f1 = matched_graph_f1(true_lab, remap[labels], data.roi_graph, graph) if ids else 0.0
         rows.append(
             dict(
-                scenario=scenario,
-                seed=seed,
-                method=name,
-                ari_roi=ari_roi,
-                ari_mask=ari_mask,
-                abs_err=abs_err,
-                abs_err_data=abs_data,
-                graph_f1=f1,
-                fit_s=fit_s,
-                peak_MB=peak,
+                seed=seed, kind=kw["scenario"], K=K, resolution=kw["resolution"], snr=kw["snr"],
+                n_vox=int(true_lab.size), method=name, ari_roi=ari_roi, ari_mask=ari_mask,
+                abs_err=abs_err, graph_f1=f1, fit_s=fit_s, peak_MB=peak,
             )
         )
-        log(f"  {scenario} seed {seed} {name:22s} ari_roi={ari_roi:.3f} abs_err={abs_err:.3f} f1={f1:.2f} {fit_s:.1f}s")
+        log(f"  {name:22s} ari_roi={ari_roi:.3f} ari_mask={ari_mask:.3f} abs_err={abs_err:.3f} f1={f1:.2f} {fit_s:.1f}s")
     return rows
+
+
+COLS = ["ari_roi", "ari_mask", "abs_err", "graph_f1", "fit_s", "peak_MB"]
+# worst case: lowest for scores, highest for errors and costs
+_WORST = {"ari_roi": "min", "ari_mask": "min", "abs_err": "max", "graph_f1": "min", "fit_s": "max", "peak_MB": "max"}
+
+
+def summarise(df, order):
+    """Print mean and worst draw per method, then means per kind."""
+    pd.set_option("display.width", 220)
+    pd.set_option("display.max_columns", 30)
+    fmt = lambda v: f"{v:.3f}"  # noqa: E731
+    g = df.groupby("method")
+    table = pd.concat(
+        {"mean": g[COLS].mean(), "worst": g[COLS].agg(_WORST)}, axis=1
+    ).reindex([m for m in order if m in set(df.method)])
+    print(f"\n== {df.seed.nunique()} draws: mean and worst draw ==")
+    print(table.to_string(float_format=fmt))
+    for kind in sorted(df.kind.unique()):
+        sub = df[df.kind == kind]
+        t = sub.groupby("method")[COLS].agg(["mean"]).droplevel(1, axis=1)
+        t["worst_ari_roi"] = sub.groupby("method")["ari_roi"].min()
+        print(f"\n== kind {kind} ({sub.seed.nunique()} draws) ==")
+        print(t.reindex([m for m in order if m in set(sub.method)]).to_string(float_format=fmt))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="1 seed, 3 runs x 150 volumes, 10 mm grid (~2 min)")
-    ap.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
-    ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
-    ap.add_argument("--n-timepoints", type=int, default=200)
-    ap.add_argument("--n-runs", type=int, default=3)
-    ap.add_argument("--resolution", type=float, default=8.0, help="voxel size in mm (quick: 10)")
+    ap.add_argument("--quick", action="store_true", help="3 draws")
+    ap.add_argument("--draws", type=int, default=24, help="number of draws (default 24)")
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--kind", choices=["separated", "coupled", "split_halves"], default=None,
+                    help="force the kind of every draw")
+    ap.add_argument("--methods", nargs="+", default=None, help="subset of methods (names as in the table)")
+    ap.add_argument("--shard", default="0/1", help="i/n: run every n-th draw starting at i")
+    ap.add_argument("--csv", default=None, help="write the per-draw rows to this CSV")
+    ap.add_argument("--summarise", nargs="+", default=None, help="only summarise these CSV files")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
-    seeds = 1 if args.quick else args.seeds
-    n_tp = 150 if args.quick else args.n_timepoints
-    resolution = 10.0 if args.quick else args.resolution
+    meths = methods()
+    order = list(meths)
+    if args.summarise:
+        summarise(pd.concat([pd.read_csv(f) for f in args.summarise]), order)
+        return None
+    if args.methods:
+        meths = {k: v for k, v in meths.items() if k in args.methods}
+    n = 3 if args.quick else args.draws
+    i, m = (int(v) for v in args.shard.split("/"))
+    seeds = [s for s in range(args.first_seed, args.first_seed + n)][i::m]
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.verbose else (lambda s: None)
-
-    try:
-        import crl_neuro.fmri  # noqa: F401
-        from crl_neuro.fmri import CausalROIs  # noqa: F401
-
-        include_crl = True
-    except Exception as err:  # only while the estimator is being written
-        print(f"[CausalROIs unavailable: {err}; benchmarking the baselines only]")
-        include_crl = False
-    meths = methods(include_crl)
-    discovery = _roi_discovery()
-    data_err = _data_abs_err()
-    if discovery is None:
-        print("[ROI-level discovery of CausalROIs unavailable: pooled lag-1 Granger used for baselines]")
-
     rows = []
     t0 = time.perf_counter()
-    for scenario in args.scenarios:
-        for seed in range(seeds):
-            rows += evaluate(scenario, seed, n_tp, args.n_runs, resolution, meths, discovery, data_err, log)
+    for seed in seeds:
+        rows += evaluate(seed, meths, log, kind=args.kind)
+        if args.csv:
+            pd.DataFrame(rows).to_csv(args.csv, index=False)
     df = pd.DataFrame(rows)
-    cols = ["ari_roi", "ari_mask", "abs_err", "abs_err_data", "graph_f1", "fit_s", "peak_MB"]
-    order = list(meths)
-    pd.set_option("display.width", 200)
-    pd.set_option("display.max_columns", 20)
-    print(
-        f"simulate_fmri_rois: {args.n_runs} runs x {n_tp} volumes on a {resolution:g} mm grid, "
-        f"{seeds} seed(s) per scenario; mean over seeds"
-    )
-    for scenario in args.scenarios:
-        sub = df[df.scenario == scenario].groupby("method")[cols].mean().reindex(order).dropna(how="all")
-        print(f"\n== {scenario} ==")
-        print(sub.to_string(float_format=lambda v: f"{v:.3f}"))
-    overall = df.groupby("method")[cols].mean().reindex(order).dropna(how="all")
-    print("\n== overall (mean over scenarios and seeds) ==")
-    print(overall.to_string(float_format=lambda v: f"{v:.3f}"))
+    summarise(df, order)
     print(f"\ntotal time {time.perf_counter() - t0:.0f} s")
     return df
 

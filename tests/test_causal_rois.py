@@ -168,6 +168,15 @@ def test_single_image_and_bad_input(separated):
         CausalROIs(n_rois=2.5).fit(img)
     with pytest.raises(ValueError, match="confounds"):
         CausalROIs(n_rois=2, mask_img=data.mask_img).fit([img, img], confounds=[None])
+    for kwargs, err, match in [
+        (dict(high_pass=0.01), ValueError, "t_r"),
+        (dict(t_r=-2.0), ValueError, "t_r"),
+        (dict(smoothing_fwhm=-1.0), ValueError, "smoothing_fwhm"),
+        (dict(t_r=2.0, high_pass=0.1, low_pass=0.05), ValueError, "high_pass"),
+        (dict(detrend="yes"), TypeError, "detrend"),
+    ]:
+        with pytest.raises(err, match=match):
+            CausalROIs(n_rois=2, mask_img=data.mask_img, **kwargs).fit(img)
 
 
 def test_abstraction_error_exact_vs_merged():

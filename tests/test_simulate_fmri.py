@@ -241,3 +241,35 @@ def test_labels_img_feeds_nifti_labels_masker(sims):
     # ROI means follow the ROI signals (voxel noise averages out over the ROI).
     for k in range(K):
         assert np.corrcoef(ts[:, k], tr.roi_signals[0][:, k])[0, 1] > 0.8
+
+
+def test_family_draw_ground_truth():
+    """draw_fmri_problem: random layout in a field of view, varied sizes, same-volume
+    links folded into the truth, motion confounds, run lengths; the truth stays exact."""
+    from crl_neuro.datasets import draw_fmri_problem
+    from crl_neuro.datasets.fmri import true_abstraction_error
+
+    kw = draw_fmri_problem(3, kind="coupled")
+    assert kw == draw_fmri_problem(3, kind="coupled")  # reproducible
+    kw.update(resolution=4.0, bounding_box=None, n_timepoints=[60] * kw["n_runs"], instantaneous=0.5)
+    data = simulate_fmri_rois(**kw)
+    tr = data.truth
+    K = data.roi_graph.shape[0]
+    lab = np.asarray(data.labels_img.dataobj)
+    for k in range(1, K + 1):
+        assert ndimage.label(lab == k)[1] == 1
+    assert np.any(ndimage.binary_dilation(lab == 1) & (lab == 2))  # driver touches driven
+    assert abs(tr.coupling_correlation[0] - kw["coupling_correlation"]) < 1e-3
+    assert tr.instantaneous_edges.any()
+    assert not np.any(tr.run_coupling[:, tr.instantaneous_edges])  # an edge is lagged or same-volume
+    assert [m.shape for m in tr.motion] == [(60, 6)] * kw["n_runs"]
+    assert true_abstraction_error(tr, tr.voxel_labels) < 1e-8
+    merged = tr.voxel_labels.copy()
+    merged[merged == 2] = 1
+    assert true_abstraction_error(tr, merged) > 1e-3
+    with pytest.raises(ValueError, match="bounding_box"):
+        simulate_fmri_rois(bounding_box=((0, 1), (0, 1), (0, 1)))  # needs layout="random"
+    with pytest.raises(ValueError, match="coupling_correlation"):
+        simulate_fmri_rois(coupling_correlation=0.8)
+    with pytest.raises(ValueError, match="hrf_variability"):
+        simulate_fmri_rois(hrf_variability=0.5)

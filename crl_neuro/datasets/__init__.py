@@ -13,6 +13,7 @@ _LAZY = {
     "simulate_meeg_sessions": "crl_neuro.datasets.meeg",
     "draw_meeg_problem": "crl_neuro.datasets.meeg",
     "simulate_fmri_rois": "crl_neuro.datasets.fmri",
+    "draw_fmri_problem": "crl_neuro.datasets.fmri",
     "simulate_latent_questionnaire": "crl_neuro.datasets.psychometrics",
     "simulate_multidomain_latents": "crl_neuro.datasets.nonlinear",
     "simulate_multimodal": "crl_neuro.datasets.multimodal",

@@ -48,7 +48,11 @@ class CausalROIs(BaseCRLEstimator):
         Masker standardisation (``True`` means ``"zscore_sample"``). The algorithm
         z-scores voxels per run in any case; this also applies to :meth:`transform`.
     t_r : float | None
-        Repetition time (s), passed to the maskers.
+        Repetition time (s), passed to the maskers (needed by ``high_pass``/``low_pass``).
+    detrend : bool
+        Remove linear trends per run (masker option, as in Nilearn).
+    high_pass, low_pass : float | None
+        Temporal filter cut-offs in Hz (masker options, as in Nilearn; need ``t_r``).
     memory : str | joblib.Memory | None
         Cache of the masking step (Nilearn convention).
     memory_level : int
@@ -221,6 +225,9 @@ class CausalROIs(BaseCRLEstimator):
         smoothing_fwhm: float | None = None,
         standardize: bool | str = True,
         t_r: float | None = None,
+        detrend: bool = False,
+        high_pass: float | None = None,
+        low_pass: float | None = None,
         memory: Any = None,
         memory_level: int = 1,
         n_jobs: int = 1,
@@ -244,6 +251,9 @@ class CausalROIs(BaseCRLEstimator):
         self.smoothing_fwhm = smoothing_fwhm
         self.standardize = standardize
         self.t_r = t_r
+        self.detrend = detrend
+        self.high_pass = high_pass
+        self.low_pass = low_pass
         self.memory = memory
         self.memory_level = memory_level
         self.n_jobs = n_jobs
@@ -298,6 +308,7 @@ class CausalROIs(BaseCRLEstimator):
         if not (n_glob == "auto"):
             n_glob = check_int(n_glob, "nuisance_components", 0)
         seed = 0 if self.random_state is None else check_int(self.random_state, "random_state", 0)
+        self._check_signal_params()
 
         runs, single = _check_imgs(imgs, "imgs", min_timepoints=max(_MIN_TIMEPOINTS, 3 * (n_lags + 1)))
         if method == "cdnod" and len(runs) < 2:
@@ -397,6 +408,23 @@ class CausalROIs(BaseCRLEstimator):
             )
         return self
 
+    def _check_signal_params(self) -> None:
+        """Validate the masker's signal-cleaning options here, with our messages."""
+        if self.t_r is not None:
+            check_float(self.t_r, "t_r", 0.0, inclusive=False)
+        if self.smoothing_fwhm is not None:
+            check_float(self.smoothing_fwhm, "smoothing_fwhm", 0.0)
+        if not isinstance(self.detrend, (bool, np.bool_)):
+            raise TypeError(f"detrend must be a bool, got {type(self.detrend).__name__}")
+        for name in ("high_pass", "low_pass"):
+            val = getattr(self, name)
+            if val is not None:
+                check_float(val, name, 0.0, inclusive=False)
+                if self.t_r is None:
+                    raise ValueError(f"{name} needs t_r (the repetition time in seconds)")
+        if self.high_pass is not None and self.low_pass is not None and self.high_pass >= self.low_pass:
+            raise ValueError(f"high_pass ({self.high_pass}) must be below low_pass ({self.low_pass})")
+
     # ------------------------------------------------------------------ transform
     def _make_masker(self, mask_img: Any):
         from nilearn.maskers import NiftiMasker
@@ -405,6 +433,9 @@ class CausalROIs(BaseCRLEstimator):
             mask_img=mask_img,
             smoothing_fwhm=self.smoothing_fwhm,
             standardize=_standardize_arg(self.standardize),
+            detrend=self.detrend,
+            high_pass=self.high_pass,
+            low_pass=self.low_pass,
             t_r=self.t_r,
             memory=self.memory,
             memory_level=self.memory_level,
@@ -419,6 +450,9 @@ class CausalROIs(BaseCRLEstimator):
             lut=self.lut_[["index", "name"]],
             smoothing_fwhm=self.smoothing_fwhm,
             standardize=_standardize_arg(self.standardize),
+            detrend=self.detrend,
+            high_pass=self.high_pass,
+            low_pass=self.low_pass,
             t_r=self.t_r,
             memory=self.memory,
             memory_level=self.memory_level,
