@@ -22,8 +22,9 @@ Methods
                          component with the largest (sign-corrected) weight in the
                          thresholded maps, 0 where all maps are 0.
 ``ward-pooled``          spatially constrained Ward (sklearn, grid_to_graph) of the cleaned
-                         voxel time courses into 4K clusters, keeping the K clusters whose
-                         mean explains most of their voxels' variance (rest background).
+                         voxel time courses into 4K clusters, keeping the K clusters (of at
+                         least 5 voxels) whose mean best explains each of their voxels
+                         (leave-one-out R^2; rest background).
 ``denoised-corr-ward``   the strong simple baseline: the same, but each voxel is first
                          projected on the 2K+2 leading principal components of all voxels
                          and scaled to unit norm (Euclidean = correlation distance of
@@ -200,15 +201,30 @@ def _ward(F, conn, n):
     return AgglomerativeClustering(n_clusters=n, connectivity=conn, linkage="ward").fit_predict(F) + 1
 
 
-def _select_coherent(Zs, labels, K):
-    """Keep the K clusters whose mean explains most of their voxels' variance; rest -> 0."""
+_MIN_CLUSTER = 5  # smallest cluster the hand-written baselines may keep
+
+
+def _select_coherent(Zs, labels, K, min_size=_MIN_CLUSTER):
+    """Keep the K clusters whose mean time course explains most of their voxels' variance.
+
+    Each voxel's R^2 is taken against the mean of the *other* voxels of its cluster
+    (leave-one-out), so single voxels and tiny clusters do not win trivially; clusters
+    of fewer than ``min_size`` voxels are never kept. Labels 1..K by decreasing score,
+    0 = background.
+    """
     Z = np.concatenate(Zs)
     ids = np.unique(labels)
-    coh = np.array([Z[:, labels == u].mean(1).var() for u in ids])  # voxels are z-scored
-    keep = ids[np.argsort(-coh, kind="stable")[:K]]
+    score = np.full(ids.size, -np.inf)
+    for i, u in enumerate(ids):
+        Zc = Z[:, labels == u]
+        if Zc.shape[1] < max(min_size, 2):
+            continue
+        loo = _zscore([Zc.sum(1, keepdims=True) - Zc])[0]  # mean of the others (scale irrelevant)
+        score[i] = np.mean(np.mean(_zscore([Zc])[0] * loo, 0) ** 2)
+    keep = [ids[i] for i in np.argsort(-score, kind="stable")[:K] if np.isfinite(score[i])]
     out = np.zeros_like(labels)
-    for i, u in enumerate(keep):
-        out[labels == u] = i + 1
+    for new, u in enumerate(keep, start=1):
+        out[labels == u] = new
     return out
 
 
@@ -222,17 +238,28 @@ def m_ward_pooled(data, K, seed, ctx):
     return _select_coherent(Zs, lab, K), None
 
 
-def m_denoised_ward(data, K, seed, ctx):
-    """Ward on correlations of PCA-denoised voxel time courses, 4K clusters, keep K."""
+def denoised_corr_ward(Zs, conn, K, seed=0):
+    """The strong simple baseline: Ward on correlations of PCA-denoised time courses.
+
+    ``Zs`` are per-run z-scored (n_times, n_voxels) arrays; each voxel is projected on
+    the 2K+2 leading principal components of all voxels (runs stacked) and scaled to
+    unit norm (Euclidean = correlation distance); spatially constrained Ward into 4K
+    clusters; the K most coherent are kept (:func:`_select_coherent`).
+    """
     from sklearn.utils.extmath import randomized_svd
 
-    Zs = _zscore(ctx["X"])
     Z = np.concatenate(Zs)
-    _, s, Vt = randomized_svd(Z, 2 * K + 2, random_state=seed)
-    F = (Vt.T * s)  # voxel coordinates in the leading components
+    q = int(min(2 * K + 2, min(Z.shape) - 1))
+    _, s, Vt = randomized_svd(Z, q, random_state=seed)
+    F = Vt.T * s  # voxel coordinates in the leading components
     F /= np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
-    lab = _ward(F, ctx["conn"], _OVER * K)
-    return _select_coherent(Zs, lab, K), None
+    lab = _ward(F, conn, min(_OVER * K, F.shape[0]))
+    return _select_coherent(Zs, lab, K)
+
+
+def m_denoised_ward(data, K, seed, ctx):
+    """Ward on correlations of PCA-denoised voxel time courses, 4K clusters, keep K."""
+    return denoised_corr_ward(_zscore(ctx["X"]), ctx["conn"], K, seed), None
 
 
 def m_oracle(data, K, seed, ctx):

@@ -34,21 +34,14 @@ Methods (same masked voxels, same ``K``)
                         (no smoothing, no detrending, background rule on). The
                         output names the crl_neuro version and a hash of its
                         ``fmri`` sources (the code is under active development).
-``CausalROIs no-bg``    the same with the background rule off (``background=False``;
-                        ``background_threshold=None`` in older versions): every mask
-                        voxel in an ROI, which shows what the background rule buys.
+``CausalROIs no-bg``    the same with the background rule off
+                        (``background_threshold=None``): every mask voxel in an ROI,
+                        which shows what the background rule buys.
 ``parcel-ward``,        ``nilearn.regions.Parcellations(method=..., n_parcels=K,
 ``parcel-kmeans``       mask=mask, standardize="zscore_sample", detrend=True, t_r=TR)``
                         (nilearn's default ``smoothing_fwhm=4`` mm applies).
-``denoised-ward``       spatially constrained Ward (sklearn ``AgglomerativeClustering``,
-                        ``grid_to_graph`` connectivity) on PCA-denoised voxel time
-                        courses: detrend and z-score each run, concatenate, keep the
-                        ``2K+2`` leading principal components, each voxel's loadings
-                        scaled to unit norm (Euclidean = correlation distance), 4K
-                        clusters; the K clusters of >= 5 voxels whose mean time course
-                        explains most of their voxels' variance (mean R^2 of each voxel on
-                        the mean of the *other* voxels of its cluster, so that tiny
-                        clusters do not win trivially) are kept, the rest is background.
+``denoised-ward``       ``bench_fmri.denoised_corr_ward`` (the family benchmark's strong
+                        baseline) on the detrended, per-run z-scored voxel time courses.
 
 A fit that fails (e.g. CausalROIs at K=8 on the 19-20-volume halves: its ROI graph needs
 more time points) leaves NaN in that split's columns and prints the error.
@@ -98,11 +91,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_fmri import _zscore, denoised_corr_ward  # noqa: E402  (one definition of the baseline)
+
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 _RUN_FILES = ("fmri1.nii.gz", "fmri2.nii.gz")
 _XFORM_CODES = {0: "unknown", 1: "scanner", 2: "aligned", 3: "talairach", 4: "mni", 5: "template"}
-_OVER = 4  # over-clustering factor of the denoised-ward baseline
-_MIN_CLUSTER = 5  # smallest cluster the denoised-ward baseline may keep
 
 
 # ----------------------------------------------------------------------------- data
@@ -217,12 +211,6 @@ def _img_labels(img, mask):
     return np.rint(np.asarray(img.dataobj)[mask]).astype(int)
 
 
-def _zscore(x):
-    x = x - x.mean(0)
-    sd = x.std(0)
-    return x / np.where(sd > 0, sd, 1.0)
-
-
 def fit_causal_rois(imgs, K, seed, ctx, **params):
     """``CausalROIs`` at its defaults (plus ``params``); labels at the mask voxels."""
     from crl_neuro.fmri import CausalROIs
@@ -248,71 +236,10 @@ def fit_parcellations(method):
     return fit
 
 
-def select_coherent(Z, labels, K, min_size=_MIN_CLUSTER):
-    """Keep the K clusters whose mean time course explains most of their voxels' variance.
-
-    Each voxel's R^2 is taken against the mean of the *other* voxels of its cluster
-    (leave-one-out), so single voxels and tiny clusters are not favoured; clusters of
-    fewer than ``min_size`` voxels are never kept.
-
-    Parameters
-    ----------
-    Z : ndarray, shape (n_times, n_voxels)
-        z-scored time courses.
-    labels : ndarray of int, shape (n_voxels,)
-        Cluster labels (>= 1).
-    K : int
-        Clusters to keep.
-    min_size : int
-        Smallest cluster that may be kept.
-
-    Returns
-    -------
-    ndarray of int
-        Labels 1..K (by decreasing score), 0 = background.
-    """
-    ids = np.unique(labels)
-    score = np.full(ids.size, -np.inf)
-    for i, u in enumerate(ids):
-        Zc = Z[:, labels == u]
-        if Zc.shape[1] < max(min_size, 2):
-            continue
-        loo = _zscore(Zc.sum(1, keepdims=True) - Zc)  # mean of the others (scale irrelevant)
-        score[i] = np.mean(np.mean(_zscore(Zc) * loo, 0) ** 2)
-    order = np.argsort(-score, kind="stable")[:K]
-    keep = [ids[i] for i in order if np.isfinite(score[i])]
-    out = np.zeros_like(labels)
-    for new, u in enumerate(keep, start=1):
-        out[labels == u] = new
-    return out
-
-
 def fit_denoised_ward(imgs, K, seed, ctx):
-    """Spatially constrained Ward on unit-norm PCA loadings, 4K clusters, keep K."""
-    from sklearn.cluster import AgglomerativeClustering
-
-    Z = np.concatenate([_zscore(ctx["masker"].transform(img)) for img in imgs])
-    q = int(min(2 * K + 2, min(Z.shape) - 1))
-    _, s, Vt = np.linalg.svd(Z, full_matrices=False)  # exact: deterministic
-    F = Vt[:q].T * s[:q]
-    F /= np.maximum(np.linalg.norm(F, axis=1, keepdims=True), 1e-12)
-    n_clusters = min(_OVER * K, F.shape[0])
-    lab = AgglomerativeClustering(n_clusters=n_clusters, connectivity=ctx["conn"], linkage="ward").fit_predict(F)
-    return select_coherent(Z, lab + 1, K), None
-
-
-def _no_background():
-    """Keyword that makes CausalROIs label every mask voxel (the API has changed name)."""
-    import inspect
-
-    from crl_neuro.fmri import CausalROIs
-
-    params = inspect.signature(CausalROIs).parameters
-    if "background" in params:
-        return {"background": False}
-    if "background_threshold" in params:
-        return {"background_threshold": None}
-    raise TypeError("this CausalROIs has no option to switch its background rule off")
+    """The denoised-correlation Ward baseline of ``bench_fmri.py``, on the masked runs."""
+    Zs = _zscore([ctx["masker"].transform(img) for img in imgs])
+    return denoised_corr_ward(Zs, ctx["conn"], K, seed), None
 
 
 def _provenance():
@@ -333,7 +260,7 @@ def _provenance():
 # name -> (fitter, random?)
 METHODS = {
     "CausalROIs": (fit_causal_rois, True),
-    "CausalROIs no-bg": (lambda imgs, K, seed, ctx: fit_causal_rois(imgs, K, seed, ctx, **_no_background()), True),
+    "CausalROIs no-bg": (lambda imgs, K, seed, ctx: fit_causal_rois(imgs, K, seed, ctx, background_threshold=None), True),
     "parcel-ward": (fit_parcellations("ward"), False),
     "parcel-kmeans": (fit_parcellations("kmeans"), True),
     "denoised-ward": (fit_denoised_ward, False),

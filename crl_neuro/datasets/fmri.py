@@ -210,11 +210,13 @@ def _random_dag(rng: np.random.Generator, nodes: list[int], n_total: int, extra_
     return adj
 
 
-def _stabilise(A: np.ndarray) -> np.ndarray:
-    rho = np.max(np.abs(np.linalg.eigvals(A)))
-    if rho > _MAX_SPECTRAL_RADIUS:
-        A = A * (_MAX_SPECTRAL_RADIUS / rho)
-    return A
+def _stabilise(A: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """Scale the lagged matrix so that the reduced-form transition ``A M`` is stable.
+
+    ``M = (I - B)^-1`` folds in the same-volume links (identity without them).
+    """
+    rho = np.max(np.abs(np.linalg.eigvals(A @ M)))
+    return A * (_MAX_SPECTRAL_RADIUS / rho) if rho > _MAX_SPECTRAL_RADIUS else A
 
 
 def _smooth_field(rng: np.random.Generator, mask: np.ndarray, sigma_vox: float) -> np.ndarray:
@@ -322,8 +324,7 @@ def _match_coupling(A: np.ndarray, M: np.ndarray, innov: np.ndarray, target: flo
     def corr(c):
         B = A.copy()
         B[0, 1] = c
-        B = _stabilise(B @ M) @ np.linalg.inv(M)
-        T = B @ M
+        T = _stabilise(B, M) @ M
         Q = M.T @ np.diag(innov**2) @ M
         S = linalg.solve_discrete_lyapunov(T.T, Q)
         return S[0, 1] / np.sqrt(S[0, 0] * S[1, 1])
@@ -373,12 +374,6 @@ def _motion_maps(intensity: np.ndarray, mask: np.ndarray, affine: np.ndarray, re
 
 
 # ----------------------------------------------------------------------------- main
-def _stabilise_eff(A: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """Scale the lagged matrix so that the reduced-form transition ``A M`` is stable."""
-    rho = np.max(np.abs(np.linalg.eigvals(A @ M)))
-    return A * (_MAX_SPECTRAL_RADIUS / rho) if rho > _MAX_SPECTRAL_RADIUS else A
-
-
 def simulate_fmri_rois(
     scenario: str = "separated",
     n_runs: int = 3,
@@ -728,7 +723,7 @@ def simulate_fmri_rois(
         A[:, 0, 1] = c * (np.linspace(1.0, 0.7, n_runs) if n_runs >= 2 else 1.0)
     for r in range(n_runs):
         A[r][np.diag_indices(K)] = auto
-        A[r] = _stabilise(A[r]) if instantaneous == 0 else _stabilise_eff(A[r], Ms[r])
+        A[r] = _stabilise(A[r], Ms[r])
     run_graphs = (A != 0) | (Binst != 0)
     run_graphs[:, np.arange(K), np.arange(K)] = False
     changing_edges = np.zeros((K, K), dtype=bool)
