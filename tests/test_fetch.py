@@ -1,7 +1,10 @@
 """Offline tests of crl_neuro.datasets.fetch: local downloader, tiny archives, hash checks."""
 
 import hashlib
+import io
+import json
 import shutil
+import stat
 import tarfile
 import zipfile
 from pathlib import Path
@@ -9,11 +12,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from crl_neuro.datasets.fetch import fetch, get_data_home, load_manifest
+from crl_neuro.datasets.fetch import (
+    DatasetIntegrityError,
+    fetch,
+    get_data_home,
+    load_manifest,
+)
 
 
 def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _md5(path):
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
 def _copy_downloader(sources):
@@ -121,14 +133,20 @@ def test_fetch_hash_mismatch_raises(tmp_path, tiny_zip):
         fetch("tiny", data_home=tmp_path / "h", downloader=_copy_downloader({url: tiny_zip}), manifest=manifest)
 
 
-def test_fetch_unknown_hash_warns(tmp_path):
-    f = tmp_path / "f.txt"
-    f.write_text("content")
+def test_manifest_requires_sha256_for_automatic_downloads(tmp_path):
+    """A file fetch() downloads itself needs a sha256; md5 alone or nothing is refused."""
     url = "https://example.org/f.txt"
-    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("nohash", url, None)])
-    with pytest.warns(UserWarning, match="no checksum"):
-        out = fetch("nohash", data_home=tmp_path / "h", downloader=_copy_downloader({url: f}), manifest=manifest)
-    assert out.read_text() == "content"
+    for extra in ({}, {"md5": "0" * 32}):
+        manifest = _write_manifest(tmp_path / "m.yaml", [_entry("nohash", url, None, **extra)])
+        with pytest.raises(ValueError, match="'nohash'.*sha256 is required"):
+            load_manifest(manifest)
+    files = [{"url": url, "md5": "0" * 32, "size": 1}]
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("multi", "https://example.org/", None, files=files)])
+    with pytest.raises(ValueError, match="'multi', file 0.*sha256 is required"):
+        load_manifest(manifest)
+    # manual entries may have no checksum: they are never downloaded automatically
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("byhand", url, None, manual=True)])
+    assert load_manifest(manifest)["byhand"]["files"] == []
 
 
 def test_fetch_unknown_name_lists_valid_names():
@@ -150,18 +168,6 @@ def test_fetch_manual_entry_explains(tmp_path):
         fetch("netsim", data_home=tmp_path)
 
 
-def test_fetch_with_delegates_to_official_fetcher(tmp_path):
-    entry = _entry(
-        "delegated",
-        "https://example.org/",
-        None,
-        fetch_with={"function": "os.makedirs", "kwargs": {"exist_ok": True}, "data_home_arg": "name"},
-    )
-    manifest = _write_manifest(tmp_path / "m.yaml", [entry])
-    fetch("delegated", data_home=tmp_path / "h", manifest=manifest)
-    assert (tmp_path / "h" / "delegated").is_dir()
-
-
 def test_data_home_env(monkeypatch, tmp_path):
     monkeypatch.setenv("CRL_NEURO_DATA", str(tmp_path / "env"))
     assert get_data_home() == tmp_path / "env"
@@ -171,7 +177,7 @@ def test_data_home_env(monkeypatch, tmp_path):
 
 
 def test_load_manifest_rejects_bad_entries(tmp_path):
-    good = _entry("ok", "https://example.org/f.txt", None)
+    good = _entry("ok", "https://example.org/f.txt", "0" * 64)
     bad_hash = dict(good, name="badhash", sha256="XYZ")
     with pytest.raises(ValueError, match="'badhash'.*sha256"):
         load_manifest(_write_manifest(tmp_path / "a.yaml", [good, bad_hash]))
@@ -207,3 +213,295 @@ def test_manifest_hashes_match_shared_copies(shared_data, tmp_path):
             pytest.skip(f"{folder} incomplete")
         out = fetch(name, data_home=tmp_path, downloader=_copy_downloader(sources))
         assert [p.name for p in out] == [f["filename"] for f in entry["files"]]
+
+
+# ----------------------------------------------------------------------------- safety
+def _tar_with(path, add):
+    """Write a tar.gz at ``path``; ``add(tf)`` adds the members."""
+    with tarfile.open(path, "w:gz") as tf:
+        add(tf)
+    return path
+
+
+def _add_bytes(tf, name, data=b"x", **attrs):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    tf.addfile(info, io.BytesIO(data))
+
+
+def _add_special(tf, name, type_, linkname=""):
+    info = tarfile.TarInfo(name)
+    info.type = type_
+    info.linkname = linkname
+    tf.addfile(info)
+
+
+def _files_under(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in Path(folder).rglob("*"))
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["dotdot", "absolute", "nested_dotdot", "symlink", "hardlink", "fifo", "chardev", "blockdev", "backslash"],
+)
+def test_tar_unsafe_members_are_refused(tmp_path, case):
+    """Every Python version: nothing is extracted, nothing is written outside the folder."""
+    def add(tf):
+        _add_bytes(tf, "ok.txt", b"fine")
+        if case == "dotdot":
+            _add_bytes(tf, "../evil.txt")
+        elif case == "absolute":
+            _add_bytes(tf, str(tmp_path / "abs_evil.txt"))
+        elif case == "nested_dotdot":
+            _add_bytes(tf, "sub/../../evil.txt")
+        elif case == "symlink":
+            _add_special(tf, "link", tarfile.SYMTYPE, linkname=str(tmp_path / "outside"))
+        elif case == "hardlink":
+            _add_special(tf, "hard", tarfile.LNKTYPE, linkname="../outside")
+        elif case == "fifo":
+            _add_special(tf, "pipe", tarfile.FIFOTYPE)
+        elif case == "chardev":
+            _add_special(tf, "dev", tarfile.CHRTYPE)
+        elif case == "blockdev":
+            _add_special(tf, "blk", tarfile.BLKTYPE)
+        elif case == "backslash":
+            _add_bytes(tf, "..\\evil.txt")
+
+    archive = _tar_with(tmp_path / "bad.tar.gz", add)
+    url = "https://example.org/bad.tar.gz"
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("bad", url, _sha256(archive), unpack="tar")])
+    home = tmp_path / "home"
+    before = _files_under(tmp_path)
+    with pytest.raises(ValueError, match="dataset 'bad'.*unsafe archive member"):
+        fetch("bad", data_home=home, downloader=_copy_downloader({url: archive}), manifest=manifest)
+    # only the downloaded archive is new: no member (not even ok.txt), no temporary folder
+    new = sorted(set(_files_under(tmp_path)) - set(before))
+    assert new == ["home", "home/bad", "home/bad/bad.tar.gz"]
+
+
+@pytest.mark.parametrize("case", ["dotdot", "absolute", "symlink", "fifo", "drive"])
+def test_zip_unsafe_members_are_refused(tmp_path, case):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("ok.txt", "fine")
+        if case == "dotdot":
+            zf.writestr("a/../../evil.txt", "x")
+        elif case == "absolute":
+            zf.writestr(zipfile.ZipInfo("/tmp/evil.txt"), "x")
+        elif case == "drive":
+            zf.writestr("C:/evil.txt", "x")
+        else:
+            info = zipfile.ZipInfo("special")
+            mode = stat.S_IFLNK if case == "symlink" else stat.S_IFIFO
+            info.external_attr = (mode | 0o777) << 16
+            zf.writestr(info, str(tmp_path / "outside"))
+    url = "https://example.org/bad.zip"
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("badzip", url, _sha256(archive), unpack="zip")])
+    home = tmp_path / "home"
+    with pytest.raises(ValueError, match="unsafe archive member"):
+        fetch("badzip", data_home=home, downloader=_copy_downloader({url: archive}), manifest=manifest)
+    assert _files_under(home) == ["badzip", "badzip/bad.zip"]
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path.parent / "evil.txt").exists()
+
+
+def test_unsafe_member_not_selected_is_not_extracted(tmp_path):
+    """A link the manifest does not ask for is never written, so it does not block the rest."""
+    def add(tf):
+        _add_bytes(tf, "data/keep.txt", b"keep")
+        _add_special(tf, "other/link", tarfile.SYMTYPE, linkname="/etc/passwd")
+
+    archive = _tar_with(tmp_path / "mixed.tar.gz", add)
+    url = "https://example.org/mixed.tar.gz"
+    manifest = _write_manifest(
+        tmp_path / "m.yaml", [_entry("mixed", url, _sha256(archive), unpack="tar", members=["data"])]
+    )
+    out = fetch("mixed", data_home=tmp_path / "h", downloader=_copy_downloader({url: archive}), manifest=manifest)
+    assert _files_under(out) == ["data", "data/keep.txt"]
+    bad = _write_manifest(
+        tmp_path / "m2.yaml", [_entry("mixed2", url, _sha256(archive), unpack="tar", members=["nothere.txt"])]
+    )
+    with pytest.raises(ValueError, match="members: 'nothere.txt' is not in the archive"):
+        fetch("mixed2", data_home=tmp_path / "h", downloader=_copy_downloader({url: archive}), manifest=bad)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("filename", "../../x.txt"),
+        ("filename", "/etc/x.txt"),
+        ("filename", "C:/x.txt"),
+        ("filename", "sub\\x.txt"),
+        ("filename", "a/../../x.txt"),
+        ("members", ["../x.txt"]),
+        ("members", ["/abs.txt"]),
+        ("files", [{"url": "https://example.org/a.txt", "sha256": "0" * 64, "filename": "../a.txt"}]),
+        ("url", "https://example.org/.."),
+    ],
+)
+def test_manifest_file_names_are_confined(tmp_path, field, value):
+    extra = {field: value}
+    sha = "0" * 64
+    if field == "members":
+        extra["unpack"] = "tar"
+    if field == "files":
+        sha = None
+    url = value if field == "url" else "https://example.org/f.txt"
+    extra.pop("url", None)
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("escape", url, sha, **extra)])
+    expected = "file name taken from url" if field == "url" else ("members entry" if field == "members" else "filename")
+    with pytest.raises(ValueError, match=f"'escape'.*{expected}.*inside the data folder"):
+        load_manifest(manifest)
+    # and fetch refuses before downloading anything
+    def never(*args, **kwargs):
+        raise AssertionError("must not download")
+
+    with pytest.raises(ValueError, match="'escape'"):
+        fetch("escape", data_home=tmp_path / "h", downloader=never, manifest=manifest)
+    assert not (tmp_path / "h").exists() and not (tmp_path / "x.txt").exists()
+
+
+def test_subfolder_file_name_stays_inside(tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text("A")
+    url = "https://example.org/a.txt"
+    manifest = _write_manifest(
+        tmp_path / "m.yaml", [_entry("sub", url, _sha256(src), filename="nested/dir/a.txt")]
+    )
+    out = fetch("sub", data_home=tmp_path / "h", downloader=_copy_downloader({url: src}), manifest=manifest)
+    assert out == tmp_path / "h" / "sub" / "nested" / "dir" / "a.txt" and out.read_text() == "A"
+
+
+def test_fetch_with_is_a_name_not_code(tmp_path):
+    """Only the fixed official fetchers; no importable function can be named in YAML."""
+    for spec, msg in (
+        ({"function": "os.makedirs", "kwargs": {"exist_ok": True}}, "fetch_with.function 'os.makedirs' is not one"),
+        ({"function": "os.system", "kwargs": {"command": "touch pwned"}}, "not one of the known fetchers"),
+        ({"function": "nilearn.datasets.fetch_development_fmri", "data_home_arg": "x"}, "fetch_with must be a mapping"),
+        (
+            {"function": "nilearn.datasets.fetch_development_fmri", "kwargs": {"url": "http://evil"}},
+            "takes no argument 'url'",
+        ),
+        (
+            {"function": "nilearn.datasets.fetch_development_fmri", "kwargs": {"n_subjects": "1"}},
+            "n_subjects must be int",
+        ),
+    ):
+        entry = _entry("delegated", "https://example.org/", None, fetch_with=spec)
+        manifest = _write_manifest(tmp_path / "m.yaml", [entry])
+        with pytest.raises(ValueError, match=f"'delegated'.*{msg}"):
+            fetch("delegated", data_home=tmp_path / "h", manifest=manifest)
+    assert not (tmp_path / "h").exists()
+
+
+def test_fetch_with_calls_the_whitelisted_fetcher(tmp_path, monkeypatch):
+    from crl_neuro.datasets import fetch as fetch_mod
+
+    calls = []
+    fake = fetch_mod._Delegate("builtins", "unused", "data_dir", kwargs={"n_subjects": int})
+    monkeypatch.setattr(type(fake), "resolve", lambda self: lambda **kw: calls.append(kw) or "bunch")
+    monkeypatch.setitem(fetch_mod._DELEGATES, "nilearn.datasets.fetch_development_fmri", fake)
+    entry = _entry(
+        "dev", "https://example.org/", None,
+        fetch_with={"function": "nilearn.datasets.fetch_development_fmri", "kwargs": {"n_subjects": 1}},
+    )
+    manifest = _write_manifest(tmp_path / "m.yaml", [entry])
+    assert fetch("dev", data_home=tmp_path / "h", manifest=manifest) == "bunch"
+    assert calls == [{"n_subjects": 1, "data_dir": str(tmp_path / "h" / "dev")}]
+
+
+def _offline(url, output_file, pooch, check_only=False):
+    raise ConnectionError("no network")
+
+
+def test_corrupt_cached_file_is_downloaded_again(tmp_path):
+    src = tmp_path / "f.txt"
+    src.write_text("good content")
+    url = "https://example.org/f.txt"
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("one", url, _sha256(src))])
+    dl = _copy_downloader({url: src})
+    out = fetch("one", data_home=tmp_path / "h", downloader=dl, manifest=manifest)
+    out.write_text("bit rot")
+    assert fetch("one", data_home=tmp_path / "h", downloader=dl, manifest=manifest) == out
+    assert out.read_text() == "good content" and dl.calls == [url, url]
+    # a good copy is reused, even offline
+    assert fetch("one", data_home=tmp_path / "h", downloader=_offline, manifest=manifest) == out
+
+
+def test_corrupt_cached_file_offline_gives_clear_error(tmp_path):
+    src = tmp_path / "f.txt"
+    src.write_text("good content")
+    url = "https://example.org/f.txt"
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("one", url, _sha256(src))])
+    out = fetch("one", data_home=tmp_path / "h", downloader=_copy_downloader({url: src}), manifest=manifest)
+    out.write_text("bit rot")
+    with pytest.raises(DatasetIntegrityError, match="dataset 'one'.*cached copy of 'f.txt'.*is corrupt.*no network"):
+        fetch("one", data_home=tmp_path / "h", downloader=_offline, manifest=manifest)
+    # the corrupt copy is left for inspection; no temporary download lies around
+    assert out.read_text() == "bit rot" and _files_under(tmp_path / "h") == ["one", "one/f.txt"]
+    # a missing file offline: the downloader's own error, not a corruption message
+    out.unlink()
+    with pytest.raises(ConnectionError):
+        fetch("one", data_home=tmp_path / "h", downloader=_offline, manifest=manifest)
+
+
+def test_wrong_download_does_not_replace_cache(tmp_path):
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    good.write_text("good")
+    bad.write_text("tampered")
+    url = "https://example.org/good.txt"
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("one", url, _sha256(good), md5=_md5(good))])
+    with pytest.raises(DatasetIntegrityError, match="dataset 'one'.*'good.txt'.*sha256 hash"):
+        fetch("one", data_home=tmp_path / "h", downloader=_copy_downloader({url: bad}), manifest=manifest)
+    assert _files_under(tmp_path / "h") == ["one"]
+    # md5 is a secondary check: a wrong md5 with the right sha256 is refused as well
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("one", url, _sha256(good), md5="0" * 32)])
+    with pytest.raises(DatasetIntegrityError, match="md5 hash"):
+        fetch("one", data_home=tmp_path / "h", downloader=_copy_downloader({url: good}), manifest=manifest)
+
+
+def test_unpacked_files_are_reverified(tmp_path, tiny_zip):
+    url = "https://example.org/data/tiny.zip"
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("tiny", url, _sha256(tiny_zip), unpack="zip")])
+    home = tmp_path / "home"
+    dl = _copy_downloader({url: tiny_zip})
+    out = fetch("tiny", data_home=home, downloader=dl, manifest=manifest)
+    record = json.loads((home / "tiny" / "tiny.zip.unpacked.json").read_text())
+    assert record["files"]["tiny/a.txt"] == {"size": 6, "sha256": hashlib.sha256(b"alpha\n").hexdigest()}
+    # a modified, a removed and a replaced-by-link file are all restored from the archive
+    for damage in ("modify", "remove", "symlink"):
+        target = out / "tiny" / "a.txt"
+        if damage == "modify":
+            target.write_text("alphA\n")
+        elif damage == "remove":
+            target.unlink()
+        else:
+            target.unlink()
+            target.symlink_to(tmp_path / "elsewhere.txt")
+        with pytest.warns(UserWarning, match=r"dataset 'tiny': 'tiny/a.txt' (was modified|is missing).*unpacking again"):
+            assert fetch("tiny", data_home=home, downloader=_offline, manifest=manifest) == out
+        assert target.read_text() == "alpha\n" and not target.is_symlink()
+    assert dl.calls == [url]  # the archive itself was fine: never downloaded again
+
+
+def test_corrupt_archive_offline_gives_clear_error(tmp_path, tiny_zip):
+    url = "https://example.org/data/tiny.zip"
+    manifest = _write_manifest(tmp_path / "m.yaml", [_entry("tiny", url, _sha256(tiny_zip), unpack="zip")])
+    home = tmp_path / "home"
+    fetch("tiny", data_home=home, downloader=_copy_downloader({url: tiny_zip}), manifest=manifest)
+    (home / "tiny" / "tiny.zip").write_bytes(b"truncated")
+    with pytest.raises(DatasetIntegrityError, match="dataset 'tiny'.*'tiny.zip'.*corrupt"):
+        fetch("tiny", data_home=home, downloader=_offline, manifest=manifest)
+    # online again: downloaded and the unpacked files are still right
+    out = fetch("tiny", data_home=home, downloader=_copy_downloader({url: tiny_zip}), manifest=manifest)
+    assert (out / "tiny" / "a.txt").read_text() == "alpha\n"
+
+
+def test_packaged_manifest_obeys_the_rules():
+    """Every file fetch() downloads itself has a sha256; the others say how they are obtained."""
+    for name, entry in load_manifest().items():
+        if entry.get("manual") or entry.get("fetch_with"):
+            assert entry["files"] == [], name
+        else:
+            assert entry["files"] and all(f["sha256"] for f in entry["files"]), name

@@ -88,8 +88,11 @@ def test_used_by_refers_to_existing_modules():
 
 
 def test_fetch_with_functions_exist():
+    """fetch_with names one of the fixed official fetchers, which must import."""
+    from crl_neuro.datasets.fetch import _DELEGATES
+
     for name, entry in load_manifest().items():
         if entry.get("fetch_with"):
-            module, func = entry["fetch_with"]["function"].rsplit(".", 1)
-            assert importlib.util.find_spec(module) is not None, name
-            assert hasattr(importlib.import_module(module), func), name
+            delegate = _DELEGATES[entry["fetch_with"]["function"]]
+            assert importlib.util.find_spec(delegate.module) is not None, name
+            assert callable(delegate.resolve()), name
