@@ -1,17 +1,46 @@
-"""The ``crl-neuro`` command: ``info``, ``advise`` and ``demo``.
+"""The ``crl-neuro`` command: ``info``, ``advise``, ``demo`` and ``report``.
 
 Heavy libraries (mne, torch, matplotlib) are imported inside the commands so that
 ``import crl_neuro.cli`` and ``crl-neuro --help`` stay fast.
+
+A user mistake (bad argument, missing or unreadable input file, output that cannot be
+written) is reported as one line on stderr with exit status 2, never as a traceback. Inputs
+are checked before any work starts; only errors of those checks are turned into that
+line, so a bug inside crl_neuro still shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-__all__ = ["main", "build_parser", "run_demo"]
+__all__ = ["CLIError", "build_parser", "main", "run_demo"]
+
+
+class CLIError(Exception):
+    """A mistake in what the user asked for; ``main`` prints it as one line and returns 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument gives one line on stderr (exit status 2), not the usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _seed(value: str) -> int:
+    """``--seed``: a non-negative integer (numpy refuses negative seeds deep inside)."""
+    try:
+        seed = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {value!r}") from None
+    if not 0 <= seed < 2**32:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {seed}")
+    return seed
+
 
 _DEPENDENCIES = (
     "mne",
@@ -51,9 +80,9 @@ _ADVISE_FLAGS = (
 )
 # Setting of the demo for the advisor: sessions are distributions, sources are latent,
 # the leadfield mixing is linear, no time-delayed model is used.
-DEMO_TRAITS = dict(
-    iid=False, multi_domain=True, temporal=False, linear=True, latent_confounders=False, latent_variables=True
-)
+DEMO_TRAITS = {
+    "iid": False, "multi_domain": True, "temporal": False, "linear": True, "latent_confounders": False, "latent_variables": True
+}
 
 
 # --------------------------------------------------------------------------- info
@@ -93,7 +122,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  CUDA devices    {', '.join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))}")
         print(f"  default device  {'cuda' if cuda else 'cpu'} (crl_neuro estimators use device='cpu' unless told)")
         print(f"  threads         {torch.get_num_threads()}")
-    except Exception as err:  # torch missing or broken: say so instead of failing
+    except Exception as err:  # noqa: BLE001 - torch missing or broken: info reports it, not fails
         print(f"  unavailable ({err})")
 
     print("\nData and configuration:")
@@ -106,13 +135,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         for key in ("MNE_DATA", "MNE_DATASETS_SAMPLE_PATH", "SUBJECTS_DIR", "MNE_USE_CUDA"):
             if key in cfg:
                 print(f"  {key:<22}{cfg[key]}")
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - info reports a broken install, not fails
         print(f"  MNE config unavailable ({err})")
     try:
         from nilearn.datasets import get_data_dirs
 
         print(f"  Nilearn data dirs     {', '.join(get_data_dirs())}")
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - info reports a broken install, not fails
         print(f"  Nilearn data dirs unavailable ({err})")
     return 0
 
@@ -127,9 +156,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
         kwargs[name.replace("-", "_")] = bool(getattr(args, name.replace("-", "_")))
     try:
         result = advise(**kwargs)
-    except ValueError as err:
-        print(f"crl-neuro advise: error: {err}", file=sys.stderr)
-        return 2
+    except ValueError as err:  # contradictory traits: the user's choice, reported as such
+        raise CLIError(str(err)) from err
     if args.format == "csv":
         print(result.to_frame().to_csv(), end="")
     else:
@@ -269,11 +297,10 @@ def run_demo(out: str | Path = "crl_neuro_demo", quick: bool = False, seed: int 
         if verbose:
             print(msg, flush=True)
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    sim_params = dict(n_sources=4, n_sessions=4, duration=60.0)
+    out = _make_out_dir(out)
+    sim_params = {"n_sources": 4, "n_sessions": 4, "duration": 60.0}
     if quick:
-        sim_params = dict(n_sources=3, n_sessions=3, duration=30.0)
+        sim_params = {"n_sources": 3, "n_sessions": 3, "duration": 30.0}
 
     verdict = advise(**DEMO_TRAITS)
     best = verdict.best
@@ -372,8 +399,25 @@ def run_demo(out: str | Path = "crl_neuro_demo", quick: bool = False, seed: int 
     return {**metrics, "baseline_fastica": baseline, "files": files}
 
 
+def _make_out_dir(out: str | Path) -> Path:
+    """Create the output folder ``out`` (parents included) or say why it cannot be one."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"out: {str(out)!r} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a parent is a file, no permission, read-only disk ...
+        raise OSError(f"out: cannot create the folder {str(out)!r} ({err.strerror or err})") from err
+    return out
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run :func:`run_demo` from the command line."""
+    try:
+        # checked here, before minutes of simulation and fitting
+        _make_out_dir(args.out)
+    except OSError as err:
+        raise CLIError(str(err).replace("out:", "--out:", 1)) from err
     run_demo(out=args.out, quick=args.quick, seed=args.seed)
     return 0
 
@@ -383,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``crl-neuro``."""
     from crl_neuro import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="crl-neuro",
         description="Causal representation learning for neuroimaging (MNE / Nilearn plugin).",
     )
@@ -412,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_demo.add_argument("--out", default="crl_neuro_demo", help="output directory (default: %(default)s)")
     p_demo.add_argument("--quick", action="store_true", help="smaller problem for a fast check")
-    p_demo.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p_demo.add_argument("--seed", type=_seed, default=0, help="random seed (default: %(default)s)")
     p_demo.set_defaults(func=cmd_demo)
 
     p_rep = sub.add_parser(
@@ -427,11 +471,79 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_model(path: Path) -> Any:
+    """Load one ``.crl`` file; an unreadable or corrupt file is a :class:`CLIError`."""
+    import pickle
+    import zipfile
+    import zlib
+
+    from crl_neuro.core.base import load
+
+    try:
+        return load(path)
+    # What crl_neuro.load raises on a damaged or foreign file (bad zip, JSON, npz, torch
+    # weights or missing parts); caught only around loading the user's file.
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, zlib.error,
+            pickle.UnpicklingError, RuntimeError) as err:
+        raise CLIError(
+            f"estimator: cannot read {str(path)!r} as a saved crl_neuro estimator "
+            f"({type(err).__name__}: {err})"
+        ) from err
+
+
+def _check_report_args(args: argparse.Namespace) -> tuple[Any, Path, Any]:
+    """Check and load the inputs of ``report``; return (estimator(s), output, truth)."""
+    import zipfile
+
+    import numpy as np
+
+    src = Path(args.estimator)
+    if not src.exists():
+        raise CLIError(f"estimator: no such file or folder {str(src)!r}")
+    if src.is_dir():
+        files = sorted(p for p in src.glob("*.crl") if p.is_file())
+        if not files:
+            raise CLIError(f"estimator: the folder {str(src)!r} has no .crl files")
+    elif src.suffix != ".crl":
+        raise CLIError(f"estimator: {str(src)!r} is not a .crl file (write one with est.save('model.crl'))")
+    else:
+        files = [src]
+    out = Path(getattr(args, "output", None) or str(src.with_suffix("")) + "_report.html")
+    if out.suffix not in (".html", ".htm"):
+        raise CLIError(f"--output must end with .html, got {str(out)!r}")
+    if out.is_dir():
+        raise CLIError(f"--output: {str(out)!r} is a folder")
+    if not out.parent.is_dir():
+        raise CLIError(f"--output: the folder {str(out.parent)!r} does not exist")
+    truth = None
+    if getattr(args, "truth", None) is not None:
+        tpath = Path(args.truth)
+        if not tpath.is_file():
+            raise CLIError(f"--truth: no such file {str(tpath)!r}")
+        if tpath.suffix != ".npz":
+            raise CLIError(f"--truth must be an .npz file of arrays, got {str(tpath)!r}")
+        try:
+            with np.load(tpath, allow_pickle=False) as npz:
+                truth = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise CLIError(f"--truth: cannot read {str(tpath)!r} ({type(err).__name__}: {err})") from err
+    models = {p.stem: _load_model(p) for p in files}
+    kinds = sorted({type(m).__name__ for m in models.values()})
+    if len(kinds) > 1:
+        raise CLIError(f"estimator: the folder {str(src)!r} mixes estimator kinds {kinds}; a group report needs one kind")
+    estimator = models if src.is_dir() else models[src.stem]
+    return estimator, out, truth
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """``crl-neuro report``: write an HTML report of saved estimator(s)."""
-    from crl_neuro.report import cmd_report as _cmd_report
+    from crl_neuro.report import make_report
 
-    return _cmd_report(args)
+    estimator, out, truth = _check_report_args(args)
+    path = make_report(estimator, out, truth=truth, title=getattr(args, "title", None),
+                       advisor=not getattr(args, "no_advisor", False))
+    print(f"report written to {path}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -445,11 +557,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     status : int
-        Exit status (0 on success).
+        Exit status: 0 on success, 2 for a user mistake found by the command (one line on
+        stderr).
+
+    Raises
+    ------
+    SystemExit
+        From argparse: status 2 with one line on stderr for a bad argument, 0 after
+        ``--help`` or ``--version``.
     """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except CLIError as err:
+        print(f"crl-neuro {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C: no traceback, the shell's usual status
+        print(f"crl-neuro {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly, like other CLIs
         import os
 

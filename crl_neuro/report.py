@@ -548,10 +548,9 @@ def cmd_report(args: Any) -> int:
     Expects ``args.estimator`` (a ``.crl`` file or a directory of them),
     ``args.output`` (HTML path or None for ``<estimator>_report.html``), ``args.truth``
     (``.npz`` or None), ``args.title`` (str or None) and ``args.no_advisor`` (bool).
+    The same as :func:`crl_neuro.cli.cmd_report`, which checks the inputs first and
+    raises :class:`crl_neuro.cli.CLIError` for a user mistake.
     """
-    src = Path(args.estimator)
-    out = args.output or str(src.with_suffix("")) + "_report.html"
-    path = make_report(src, out, truth=getattr(args, "truth", None), title=getattr(args, "title", None),
-                       advisor=not getattr(args, "no_advisor", False))
-    print(f"report written to {path}")
-    return 0
+    from crl_neuro.cli import cmd_report as _cmd_report
+
+    return _cmd_report(args)
