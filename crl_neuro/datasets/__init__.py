@@ -20,6 +20,7 @@ _LAZY = {
     "make_causal_images": "crl_neuro.datasets.images",
     "fetch": "crl_neuro.datasets.fetch",
     "load_manifest": "crl_neuro.datasets.fetch",
+    "DatasetIntegrityError": "crl_neuro.datasets.fetch",
 }
 
 __all__ = sorted(_LAZY)
