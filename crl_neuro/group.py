@@ -315,7 +315,8 @@ class GroupResult(Mapping):
         Subject -> ``"host:pid"`` of the process that fitted it (``None`` if skipped).
     fingerprints : dict
         Subject -> hash of what its fit depends on (estimator class and parameters,
-        seed, fit parameters, inputs), stored in its file (see :func:`fit_group`).
+        seed, fit parameters, inputs), stored in its file (see :func:`fit_group`;
+        ``None`` without ``out_dir``).
     fitted, skipped, failed : list of str
         Subjects fitted in this call, found on disk, and failed.
     """
@@ -725,12 +726,22 @@ def fit_group(
 
     done: list[_Outcome] = []
     if tasks:
-        try:  # results in completion order (joblib >= 1.4), else in submission order
-            # One subject per task: fits are long enough, and auto-batching would pile
-            # several subjects onto one (Dask) worker.
-            gen = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator_unordered")(tasks)
-        except ValueError:  # pragma: no cover - old joblib
-            gen = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator")(tasks)
+        def run() -> Iterator[_Outcome]:
+            # Started lazily so that a backend failure at submission is handled below
+            # like a worker crash.
+            try:  # results in completion order (joblib >= 1.4), else in submission order
+                # One subject per task: fits are long enough, and auto-batching would
+                # pile several subjects onto one (Dask) worker.
+                g = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator_unordered")(tasks)
+            except ValueError:  # pragma: no cover - old joblib
+                g = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator")(tasks)
+            try:
+                yield from g
+            finally:
+                if hasattr(g, "close"):
+                    g.close()
+
+        gen = run()
         bar = None
         if verbose:
             from tqdm.auto import tqdm
@@ -770,8 +781,7 @@ def fit_group(
         finally:
             if bar is not None:
                 bar.close()
-            if hasattr(gen, "close"):
-                gen.close()
+            gen.close()
     return GroupResult(_ordered(items, outcomes + done))
 
 
