@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from crl_neuro.core.base import load  # noqa: E402
+from crl_neuro.core.base import CorruptModelError, load  # noqa: E402
 
-__all__ = ["__version__", "load"]
+__all__ = ["CorruptModelError", "__version__", "load"]

@@ -14,8 +14,11 @@ without naming a backend, so the same call runs serially, on local processes
 
 Each fitted estimator is written to ``out_dir / f"{subject}.crl"`` as soon as it
 finishes (a temporary name, then an atomic rename), so an interrupted run loses
-nothing finished and a rerun skips the subjects already on disk. Failures are
-collected with their tracebacks instead of aborting the study.
+nothing finished. The file carries a fingerprint of the estimator's class and
+parameters, the seed, the fit parameters and the inputs: a rerun skips a subject only
+if its file is intact and its fingerprint matches, and refits it otherwise. Failures,
+including a crashed worker process, are collected with their tracebacks instead of
+aborting the study.
 
 Group summaries: :func:`network_consistency` (how often each latent network edge
 recurs across subjects after matching latents by sensor pattern or location),
@@ -27,6 +30,8 @@ estimates, morphed to a common subject when a FreeSurfer ``subjects_dir`` exists
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
 import os
 import re
 import socket
@@ -58,6 +63,8 @@ __all__ = [
 # File names are built from subject ids: keep them portable (BIDS-style ids pass).
 _SUBJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _SUFFIX = ".crl"
+# Bumped when what enters a fingerprint changes, so that old files are refit.
+_FINGERPRINT_VERSION = 1
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -172,6 +179,85 @@ def _load_inputs(value: Any, loader: Callable[[Any], Any]) -> Any:
     return value
 
 
+# ----------------------------------------------------------------------------- fingerprints
+def _digest(value: Any) -> Any:
+    """JSON-able digest of a fit input: content hashes for data, size and mtime for files.
+
+    Files are not read (a study's raw data can be large): a path is identified by its
+    resolved name, size and modification time, which change when the file does.
+    """
+    import joblib
+
+    if _is_pathlike(value):
+        p = Path(os.fspath(getattr(value, "fpath", value)))
+        try:
+            st = p.stat()
+        except OSError:
+            return ["path", str(p), None, None]
+        return ["path", str(p.resolve()), st.st_size, st.st_mtime_ns]
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, [_digest(v) for v in value]]
+    if isinstance(value, dict):
+        return ["dict", sorted([str(k), _digest(v)] for k, v in value.items())]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return ["value", repr(value)]
+    if hasattr(value, "dataobj") and hasattr(value, "affine"):
+        # nibabel images: their pickle holds volatile header fields, so hash the content.
+        return ["image", joblib.hash((np.asarray(value.dataobj), np.asarray(value.affine)))]
+    try:
+        return ["object", type(value).__qualname__, joblib.hash(value)]
+    except Exception:  # noqa: BLE001 - an unhashable input only means "always refit"
+        return ["unhashable", type(value).__qualname__, uuid.uuid4().hex]
+
+
+def _fingerprint(estimator: Any, inputs: Any, fit_params: dict, loader: Callable,
+                 seed: int | None) -> str:
+    """Hash of everything that determines one subject's fit (see :func:`fit_group`)."""
+    cls = type(estimator)
+    parts = {
+        "version": _FINGERPRINT_VERSION,
+        "estimator": f"{cls.__module__}.{cls.__qualname__}",
+        "params": _digest(estimator.get_params(deep=False)),
+        "seed": seed,
+        "fit_params": _digest(fit_params),
+        "inputs": _digest(inputs),
+        "loader": f"{getattr(loader, '__module__', '')}.{getattr(loader, '__qualname__', repr(loader))}",
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _stored_fingerprint(path: Path) -> str | None:
+    """Fingerprint stored in a result file, or ``None`` if the file is damaged or has none."""
+    from crl_neuro.core.base import CorruptModelError, read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except (CorruptModelError, OSError):
+        return None
+    fp = meta.get("fit_group", {}).get("fingerprint") if isinstance(meta.get("fit_group"), dict) else None
+    return fp if isinstance(fp, str) else None
+
+
+def _remove_orphans(out_dir: Path, subjects: list[str]) -> None:
+    """Delete temporary files left by a killed earlier run for these subjects."""
+    from crl_neuro.core.base import _is_temporary_of
+
+    wanted = {f"{s}{_SUFFIX}" for s in subjects}
+    legacy = re.compile(r"^\.(.+)\.[0-9a-f]{32}\.tmp$")  # names fit_group itself used earlier
+    for f in out_dir.iterdir():
+        name = f.name
+        if not name.endswith(".tmp"):
+            continue
+        m = legacy.match(name)
+        orphan = any(_is_temporary_of(name, t) for t in wanted) or (
+            m is not None and f"{m.group(1)}{_SUFFIX}" in wanted)
+        if orphan:
+            try:
+                f.unlink()
+            except OSError:
+                pass
+
+
 # ----------------------------------------------------------------------------- results
 class GroupFitError(RuntimeError):
     """Raised by :func:`fit_group` with ``errors="raise"`` when a subject fails.
@@ -201,6 +287,7 @@ class _Outcome:
     error: str | None = None
     peak_rss: int | None = None  # bytes, peak resident memory of the worker during the fit
     worker: str | None = None  # "host:pid" of the process that fitted the subject
+    fingerprint: str | None = None  # hash of estimator, parameters, seed and inputs
 
 
 class GroupResult(Mapping):
@@ -226,6 +313,10 @@ class GroupResult(Mapping):
         platform cannot tell; see :func:`fit_group`).
     workers : dict
         Subject -> ``"host:pid"`` of the process that fitted it (``None`` if skipped).
+    fingerprints : dict
+        Subject -> hash of what its fit depends on (estimator class and parameters,
+        seed, fit parameters, inputs), stored in its file (see :func:`fit_group`;
+        ``None`` without ``out_dir``).
     fitted, skipped, failed : list of str
         Subjects fitted in this call, found on disk, and failed.
     """
@@ -240,6 +331,7 @@ class GroupResult(Mapping):
         self.fit_times = {o.subject: o.seconds for o in outcomes}
         self.peak_memory = {o.subject: o.peak_rss for o in outcomes}
         self.workers = {o.subject: o.worker for o in outcomes}
+        self.fingerprints = {o.subject: o.fingerprint for o in outcomes}
         self.fitted = [o.subject for o in outcomes if o.status == "fitted"]
         self.skipped = [o.subject for o in outcomes if o.status == "skipped"]
         self.failed = list(self.errors)
@@ -360,13 +452,14 @@ def _release_memory() -> None:
 
 def _fit_one(estimator: Any, subject: str, inputs: Any, fit_params: dict, loader: Callable,
              seed: int | None, out_dir: Path | None, inner_threads: int | None,
-             keep_in_memory: bool) -> _Outcome:
+             keep_in_memory: bool, fingerprint: str | None = None) -> _Outcome:
     """Worker: load, fit, save atomically. Never raises (failures are returned)."""
     worker = f"{socket.gethostname()}:{os.getpid()}"
     measured = _reset_peak_rss()
     t0 = time.perf_counter()
     outcome = _fit_save(estimator, subject, inputs, fit_params, loader, seed, out_dir,
-                        inner_threads, keep_in_memory)
+                        inner_threads, keep_in_memory, fingerprint)
+    outcome.fingerprint = fingerprint
     outcome.seconds = time.perf_counter() - t0
     outcome.worker = worker
     outcome.peak_rss = _peak_rss() if measured else None
@@ -378,8 +471,10 @@ def _fit_one(estimator: Any, subject: str, inputs: Any, fit_params: dict, loader
 
 def _fit_save(estimator: Any, subject: str, inputs: Any, fit_params: dict, loader: Callable,
               seed: int | None, out_dir: Path | None, inner_threads: int | None,
-              keep_in_memory: bool) -> _Outcome:
+              keep_in_memory: bool, fingerprint: str | None = None) -> _Outcome:
     from joblib import parallel_config
+
+    from crl_neuro.core.base import BaseCRLEstimator
 
     try:
         # Nested joblib calls inside the fit (e.g. per-session work) stay in this worker,
@@ -404,13 +499,18 @@ def _fit_save(estimator: Any, subject: str, inputs: Any, fit_params: dict, loade
         path = None
         if out_dir is not None:
             path = out_dir / f"{subject}{_SUFFIX}"
-            tmp = out_dir / f".{subject}.{uuid.uuid4().hex}.tmp"
-            try:
-                est.save(tmp)
-                os.replace(tmp, path)  # atomic on POSIX and Windows (same directory)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+            if isinstance(est, BaseCRLEstimator):
+                # save writes a temporary file and renames it atomically.
+                est.save(path, overwrite=True, metadata={"fit_group": {
+                    "fingerprint": fingerprint, "subject": subject, "seed": seed}})
+            else:
+                tmp = out_dir / f".{subject}{_SUFFIX}.{uuid.uuid4().hex}.tmp"
+                try:
+                    est.save(tmp)
+                    os.replace(tmp, path)  # atomic on POSIX and Windows (same directory)
+                finally:
+                    if tmp.exists():
+                        tmp.unlink()
             err_file = out_dir / f"{subject}.error.txt"
             if err_file.exists():
                 err_file.unlink()
@@ -495,10 +595,18 @@ def fit_group(
     out_dir : path-like | None
         Where to write ``{subject}.crl`` (:meth:`BaseCRLEstimator.save`, no pickle)
         as each subject finishes. Written to a temporary name and renamed
-        atomically, so an interrupted run leaves only complete files. Subjects whose
-        file exists are skipped (not refitted) unless ``overwrite=True``. A failure
-        writes ``{subject}.error.txt`` (removed when the subject later succeeds).
-        ``None`` keeps the fitted estimators in memory only.
+        atomically, so an interrupted run leaves only complete files; temporary
+        files a killed run left for these subjects are removed at the start. Each
+        file stores a fingerprint (SHA-256) of the estimator's class and
+        ``get_params()``, the subject's seed, ``fit_params``, the loader's name and
+        the inputs (content hashes of arrays and loaded objects; the resolved name,
+        size and modification time of input files). A subject is skipped (not
+        refitted) only if its file passes an integrity check (every member's CRC,
+        see :func:`crl_neuro.core.base.read_metadata`) and its fingerprint equals the
+        current one; a damaged file, or one from other parameters, another
+        estimator, other inputs or an older crl_neuro without fingerprints, is
+        refit. A failure writes ``{subject}.error.txt`` (removed when the subject
+        later succeeds). ``None`` keeps the fitted estimators in memory only.
     n_jobs : int | None
         Number of parallel jobs (joblib semantics). The backend is not named, so
         ``with joblib.parallel_config(backend="dask"):`` runs on a Dask cluster.
@@ -514,12 +622,15 @@ def fit_group(
         of the worker (never as new cluster tasks). ``None`` leaves the BLAS/torch
         threads alone (nested joblib calls then default to one job).
     overwrite : bool
-        Refit subjects that already have a file in ``out_dir``.
+        Refit subjects even if their file in ``out_dir`` matches.
     errors : {"collect", "raise"}
         ``"collect"``: a failing subject is recorded in ``result.errors`` (with its
-        traceback) and the others go on. ``"raise"``: the first failure stops the group
-        with :class:`GroupFitError` (subjects already finished stay saved and are in
-        ``err.result``).
+        traceback) and the others go on. If a worker process dies (e.g. killed for
+        memory, or a crash in native code), the subjects it and the pool had not
+        finished are recorded as failed (with ``{subject}.error.txt``) and the result
+        of the finished ones is still returned; a rerun fits the missing ones.
+        ``"raise"``: the first failure stops the group with :class:`GroupFitError`
+        (subjects already finished stay saved and are in ``err.result``).
     fit_params : dict | None
         Keyword arguments passed to every ``fit`` (e.g. a shared ``forward``); paths are
         loaded like inputs.
@@ -587,24 +698,50 @@ def fit_group(
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
 
+    start_ns = time.time_ns()  # files written after this are this run's
+    if out_dir is not None:
+        _remove_orphans(out_dir, [sid for sid, _ in items])
+
     outcomes: list[_Outcome] = []
     tasks = []
+    pending: dict[str, tuple[int | None, str | None]] = {}  # subject -> (seed, fingerprint)
     for sid, inputs in items:
         seed = subject_seed(random_state, sid) if (random_state is not None and has_rs) else None
-        if out_dir is not None and not overwrite and (out_dir / f"{sid}{_SUFFIX}").is_file():
-            outcomes.append(_Outcome(sid, "skipped", seed, 0.0, out_dir / f"{sid}{_SUFFIX}"))
-            continue
+        fp = None
+        if out_dir is not None:
+            fp = _fingerprint(estimator, inputs, fit_params, loader, seed)
+            path = out_dir / f"{sid}{_SUFFIX}"
+            if not overwrite and path.is_file():
+                stored = _stored_fingerprint(path)
+                if stored == fp:
+                    outcomes.append(_Outcome(sid, "skipped", seed, 0.0, path, fingerprint=fp))
+                    continue
+                if verbose:
+                    why = "is damaged or has no fingerprint" if stored is None else \
+                        "was fitted with other parameters or inputs"
+                    print(f"fit_group: refitting subject {sid}: {path.name} {why}", file=sys.stderr)
+        pending[sid] = (seed, fp)
         tasks.append(delayed(_fit_one)(estimator, sid, inputs, fit_params, loader, seed, out_dir,
-                                       inner_threads, out_dir is None))
+                                       inner_threads, out_dir is None, fp))
 
     done: list[_Outcome] = []
     if tasks:
-        try:  # results in completion order (joblib >= 1.4), else in submission order
-            # One subject per task: fits are long enough, and auto-batching would pile
-            # several subjects onto one (Dask) worker.
-            gen = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator_unordered")(tasks)
-        except ValueError:  # pragma: no cover - old joblib
-            gen = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator")(tasks)
+        def run() -> Iterator[_Outcome]:
+            # Started lazily so that a backend failure at submission is handled below
+            # like a worker crash.
+            try:  # results in completion order (joblib >= 1.4), else in submission order
+                # One subject per task: fits are long enough, and auto-batching would
+                # pile several subjects onto one (Dask) worker.
+                g = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator_unordered")(tasks)
+            except ValueError:  # pragma: no cover - old joblib
+                g = Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator")(tasks)
+            try:
+                yield from g
+            finally:
+                if hasattr(g, "close"):
+                    g.close()
+
+        gen = run()
         bar = None
         if verbose:
             from tqdm.auto import tqdm
@@ -625,12 +762,57 @@ def fit_group(
                             f"subject {outcome.subject!r} failed:\n{outcome.error}",
                             result, outcome.subject,
                         )
+        except GroupFitError:
+            raise
+        except Exception as err:  # e.g. loky's TerminatedWorkerError
+            # A worker process died (or the backend failed): joblib cancels the
+            # remaining tasks, so every unfinished subject is recorded as failed and
+            # the finished ones are still returned.
+            lost = _record_crash(err, pending, {o.subject for o in done}, out_dir, start_ns)
+            done.extend(lost)
+            failed = [o for o in lost if o.status == "failed"]
+            if verbose:
+                print(f"fit_group: a worker crashed ({type(err).__name__}); "
+                      f"{len(failed)} subject(s) not finished", file=sys.stderr)
+            if errors == "raise" and failed:
+                result = GroupResult(_ordered(items, outcomes + done))
+                raise GroupFitError(f"a worker crashed before subject {failed[0].subject!r} "
+                                    f"finished:\n{failed[0].error}", result, failed[0].subject) from err
         finally:
             if bar is not None:
                 bar.close()
-            if hasattr(gen, "close"):
-                gen.close()
+            gen.close()
     return GroupResult(_ordered(items, outcomes + done))
+
+
+def _record_crash(err: BaseException, pending: dict[str, tuple[int | None, str | None]],
+                  finished: set[str], out_dir: Path | None, start_ns: int) -> list[_Outcome]:
+    """Outcomes of the subjects a crashed run did not report: fitted if a worker saved a
+    matching file during this run (its result was lost with the pool), else failed (with
+    an error file)."""
+    tb = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    msg = ("the worker process fitting this subject, or another subject of the same pool, "
+           "died before it finished (the pool was stopped); rerun fit_group to fit it.\n" + tb)
+    lost = []
+    for sid, (seed, fp) in pending.items():
+        if sid in finished:
+            continue
+        if out_dir is not None:
+            path = out_dir / f"{sid}{_SUFFIX}"
+            try:
+                fresh = path.stat().st_mtime_ns >= start_ns
+            except OSError:
+                fresh = False
+            if fresh and _stored_fingerprint(path) == fp:
+                lost.append(_Outcome(sid, "fitted", seed, 0.0, path, fingerprint=fp))
+                continue
+        lost.append(_Outcome(sid, "failed", seed, 0.0, error=msg, fingerprint=fp))
+        if out_dir is not None:
+            try:
+                (out_dir / f"{sid}.error.txt").write_text(msg)
+            except OSError:
+                pass
+    return lost
 
 
 def _ordered(items: list[tuple[str, Any]], outcomes: list[_Outcome]) -> list[_Outcome]:

@@ -444,3 +444,91 @@ def test_grand_average_stc_dense_morph(fs5_subjects_dir):
     assert np.allclose(avg.data, expected)
     # The permutation alone would be far off: the morph did the matching.
     assert not np.allclose(a.data, expected)
+
+
+# ----------------------------------------------------------------------------- safe resume
+class OtherCRL(TinyCRL):
+    """Same parameters as TinyCRL, another class: its files must not be reused."""
+
+
+def test_rerun_refits_when_anything_changes(tmp_path):
+    subs = _subjects(2)
+    r = fit_group(TinyCRL(), subs, out_dir=tmp_path, random_state=0)
+    assert sorted(r.fitted) == ["sub-00", "sub-01"]
+    assert all(len(fp) == 64 for fp in r.fingerprints.values())
+    same = fit_group(TinyCRL(), subs, out_dir=tmp_path, random_state=0)
+    assert sorted(same.skipped) == ["sub-00", "sub-01"] and same.fingerprints == r.fingerprints
+    # other estimator parameters: refit, and the files hold the new fits
+    new = fit_group(TinyCRL(n_latents=3), subs, out_dir=tmp_path, random_state=0)
+    assert sorted(new.fitted) == ["sub-00", "sub-01"] and not new.skipped
+    assert new["sub-00"].mixing_.shape == (4, 3)
+    # another estimator class, another group seed, other fit_params: refit
+    assert sorted(fit_group(OtherCRL(n_latents=3), subs, out_dir=tmp_path, random_state=0).fitted) == sorted(subs)
+    assert sorted(fit_group(OtherCRL(n_latents=3), subs, out_dir=tmp_path, random_state=1).fitted) == sorted(subs)
+    r_fp = fit_group(OtherCRL(n_latents=3), subs, out_dir=tmp_path, random_state=1,
+                     fit_params={"domains": None})
+    assert sorted(r_fp.fitted) == sorted(subs)
+    # changed data of one subject: only that subject is refit
+    subs2 = {**subs, "sub-01": {"X": subs["sub-01"]["X"] + 1.0}}
+    r2 = fit_group(OtherCRL(n_latents=3), subs2, out_dir=tmp_path, random_state=1,
+                   fit_params={"domains": None})
+    assert r2.fitted == ["sub-01"] and r2.skipped == ["sub-00"]
+
+
+def test_input_files_are_fingerprinted_by_size_and_mtime(tmp_path):
+    out = tmp_path / "out"
+    f = tmp_path / "a.npy"
+    np.save(f, np.random.default_rng(0).normal(size=(30, 3)))
+    assert fit_group(TinyCRL(), {"a": f}, out_dir=out).fitted == ["a"]
+    assert fit_group(TinyCRL(), {"a": f}, out_dir=out).skipped == ["a"]
+    np.save(f, np.random.default_rng(1).normal(size=(31, 3)))
+    assert fit_group(TinyCRL(), {"a": f}, out_dir=out).fitted == ["a"]
+
+
+def test_damaged_results_are_refit_and_orphans_removed(tmp_path):
+    subs = _subjects(3)
+    fit_group(TinyCRL(), subs, out_dir=tmp_path, random_state=0)
+    good = (tmp_path / "sub-01.crl").read_bytes()
+    (tmp_path / "sub-00.crl").write_bytes(good[: len(good) // 2])  # truncated by a crash
+    flipped = bytearray(good)
+    flipped[len(good) // 3] ^= 0xFF  # bit rot
+    (tmp_path / "sub-01.crl").write_bytes(bytes(flipped))
+    # temporary files of a killed run: this save's and fit_group's older names
+    orphans = [f".sub-00.crl.{'a' * 32}.tmp", f".sub-02.{'b' * 32}.tmp"]
+    foreign = f".sub-99.crl.{'c' * 32}.tmp"  # another run's subject: left alone
+    for name in orphans + [foreign]:
+        (tmp_path / name).write_bytes(b"partial")
+    r = fit_group(TinyCRL(), subs, out_dir=tmp_path, random_state=0)
+    assert sorted(r.fitted) == ["sub-00", "sub-01"] and r.skipped == ["sub-02"]
+    assert r["sub-00"].mixing_.shape == (4, 2)
+    assert not any((tmp_path / name).exists() for name in orphans)
+    assert (tmp_path / foreign).exists()
+    assert sorted(p.name for p in tmp_path.glob("*.crl")) == ["sub-00.crl", "sub-01.crl", "sub-02.crl"]
+
+
+class CrashCRL(TinyCRL):
+    """Kills its worker process (as an out-of-memory kill or a native crash would)."""
+
+    def fit(self, X, domains=None):
+        if np.asarray(X).shape[0] == 13:
+            os._exit(3)
+        return super().fit(X, domains)
+
+
+def test_worker_crash_still_returns_a_result(tmp_path):
+    subs = _subjects(4)
+    subs["sub-02"] = {"X": np.random.default_rng(5).normal(size=(13, 4))}
+    r = fit_group(CrashCRL(), subs, out_dir=tmp_path, n_jobs=2, random_state=0)
+    assert isinstance(r, GroupResult)
+    assert "sub-02" in r.failed and "died" in r.errors["sub-02"]
+    assert set(r) | set(r.failed) == set(subs) and not set(r) & set(r.failed)
+    for s in r.failed:
+        assert (tmp_path / f"{s}.error.txt").is_file()
+    for s in r:  # finished subjects are intact on disk
+        assert r[s].mixing_.shape == (4, 2)
+    # a rerun with the crash fixed completes the group and keeps the finished subjects
+    subs["sub-02"] = {"X": np.random.default_rng(5).normal(size=(14, 4))}
+    r2 = fit_group(CrashCRL(), subs, out_dir=tmp_path, n_jobs=1, random_state=0)
+    assert not r2.failed and sorted(r2) == sorted(subs)
+    assert sorted(r2.skipped) == sorted(r) and sorted(r2.fitted) == sorted(r.failed)
+    assert not list(tmp_path.glob("*.error.txt"))

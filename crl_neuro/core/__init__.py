@@ -14,7 +14,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted, load
+from crl_neuro.core.base import (
+    ArraySpec,
+    BaseCRLEstimator,
+    CorruptModelError,
+    check_is_fitted,
+    load,
+    read_metadata,
+)
 from crl_neuro.core.graphs import Graph
 from crl_neuro.core.metrics import (
     graph_f1,
@@ -33,7 +40,9 @@ _LAZY = {
 }
 
 __all__ = [
+    "ArraySpec",
     "BaseCRLEstimator",
+    "CorruptModelError",
     "Graph",
     "check_is_fitted",
     "graph_f1",
@@ -42,6 +51,7 @@ __all__ = [
     "load",
     "localization_error",
     "mcc",
+    "read_metadata",
     "shd",
     *sorted(_LAZY),
 ]

@@ -10,21 +10,39 @@ such a file without unpickling anything:
 * torch modules are stored as state dicts read with ``torch.load(weights_only=True)``,
 * the class is looked up in a registry of crl_neuro classes, never imported by name
   from the file.
+
+``save`` writes a temporary file beside the target and renames it atomically, so a
+failure mid-write never damages an existing file. ``load`` checks the archive's
+integrity, the format version and every declared fitted array (dtype kind, shape,
+dimensions shared between arrays) and reports any damaged or tampered file with one
+error class, :class:`CorruptModelError`.
+
+A failed ``fit`` leaves the estimator as it was before the call: the subclass's
+``fit`` is wrapped so that its attributes are rolled back on an exception, never
+leaving new fitted attributes beside old ones.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
+import os
+import pickle
+import re
+import struct
+import uuid
 import zipfile
+import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-__all__ = ["BaseCRLEstimator", "load", "check_is_fitted"]
+__all__ = ["ArraySpec", "BaseCRLEstimator", "CorruptModelError", "check_is_fitted", "load", "read_metadata"]
 
 _FORMAT_VERSION = 1
 # Classes that may be rebuilt by ``load``: filled by ``BaseCRLEstimator.__init_subclass__``.
@@ -33,6 +51,41 @@ _REGISTRY: dict[str, type] = {}
 
 def _class_key(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class CorruptModelError(ValueError):
+    """A file given to :func:`crl_neuro.load` is damaged, truncated or tampered with.
+
+    Raised for every problem with the file's content: not a zip archive, failed
+    checksums, missing or malformed members, an unsupported format version, an
+    unknown class, or fitted arrays whose dtype or shape disagree with what the
+    estimator declares. A subclass of :class:`ValueError`.
+    """
+
+
+class ArraySpec(NamedTuple):
+    """Declared dtype and shape of one fitted array, checked by :func:`load`.
+
+    Subclasses of :class:`BaseCRLEstimator` list their fitted arrays in the class
+    attribute ``_fitted_arrays`` (attribute name -> ``ArraySpec``).
+
+    Attributes
+    ----------
+    kinds : str
+        Accepted :attr:`numpy.dtype.kind` characters, e.g. ``"f"`` (float),
+        ``"b"`` (bool), ``"iu"`` (integers), ``""`` (any dtype).
+    shape : tuple | None
+        One entry per dimension: an ``int`` (exact size), a ``str`` (a symbol; every
+        array using the same symbol in one file must agree, and a symbol naming an
+        integer fitted attribute or parameter, e.g. ``"n_features_in_"``, must equal
+        it) or ``None`` (any size). ``None`` checks the dtype only.
+    optional : bool
+        Whether a fitted file may lack the attribute (e.g. set by a later method).
+    """
+
+    kinds: str
+    shape: tuple[int | str | None, ...] | None = None
+    optional: bool = False
 
 
 def check_is_fitted(estimator: Any, attributes: str | list[str] | None = None) -> None:
@@ -67,12 +120,24 @@ class BaseCRLEstimator(BaseEstimator):
     dicts of those, :class:`pandas.DataFrame`, :class:`crl_neuro.core.graphs.Graph`
     and :class:`torch.nn.Module` (as a state dict; the subclass must then implement
     :meth:`_build_modules`). Anything else must be handled by overriding
-    :meth:`_extra_state` and :meth:`_set_extra_state`.
+    :meth:`_extra_state` and :meth:`_set_extra_state`; parameters that are not JSON
+    by overriding :meth:`_params_to_json` and :meth:`_params_from_json`.
+
+    Fitted arrays declared in ``_fitted_arrays`` (name -> :class:`ArraySpec`) are
+    checked by :func:`load`; :meth:`_check_loaded` adds estimator-specific checks.
+    A subclass's ``fit`` is wrapped so that an exception restores the attributes
+    the estimator had before the call.
     """
+
+    #: Declared fitted arrays (name -> ArraySpec), validated by :func:`load`.
+    _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _REGISTRY[_class_key(cls)] = cls
+        fit = cls.__dict__.get("fit")
+        if callable(fit) and not getattr(fit, "_crl_rolls_back", False):
+            cls.fit = _rollback_on_failure(fit)
 
     # -- hooks for subclasses -------------------------------------------------
     def _extra_state(self) -> dict[str, bytes]:
@@ -88,6 +153,49 @@ class BaseCRLEstimator(BaseEstimator):
         """Restore what :meth:`_extra_state` wrote."""
 
     _extra_attributes: tuple[str, ...] = ()
+
+    def _params_to_json(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """Return the parameters to store as JSON, and files for those that are not JSON.
+
+        Override for parameters such as images or covariance objects: replace their
+        value by something JSON-able (e.g. ``None``) in the returned dict and return
+        their bytes as files (name -> bytes; stored beside the :meth:`_extra_state`
+        files, so the names must differ). :meth:`_params_from_json` undoes it.
+        The estimator itself must not be modified.
+
+        Returns
+        -------
+        params : dict
+            Parameter name -> JSON-able value.
+        files : dict
+            File name -> bytes.
+        """
+        return self.get_params(deep=False), {}
+
+    @classmethod
+    def _params_from_json(cls, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        """Rebuild constructor parameters from what :meth:`_params_to_json` stored.
+
+        Parameters
+        ----------
+        params : dict
+            Decoded JSON parameters.
+        files : dict
+            Every extra file of the archive (name -> bytes).
+
+        Returns
+        -------
+        params : dict
+            Keyword arguments of ``cls``.
+        """
+        return params
+
+    def _check_loaded(self) -> None:
+        """Check consistency of a loaded estimator beyond ``_fitted_arrays``.
+
+        Called by :func:`load` once every fitted attribute is restored; raise
+        :class:`ValueError` on a mismatch (reported as :class:`CorruptModelError`).
+        """
 
     def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
         """Return freshly built torch modules (name -> module) to load state dicts into.
@@ -107,8 +215,14 @@ class BaseCRLEstimator(BaseEstimator):
             if k.endswith("_") and not k.startswith("_") and k not in self._extra_attributes
         )
 
-    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+    def save(self, path: str | Path, overwrite: bool = False, *,
+             metadata: dict[str, Any] | None = None) -> Path:
         """Save the estimator (parameters and fitted state) without pickle.
+
+        The archive is written to a temporary file in the same folder and renamed
+        over ``path`` only once complete, so an error or a crash mid-write leaves
+        an existing file intact (and no temporary file behind, except after a hard
+        kill).
 
         Parameters
         ----------
@@ -116,6 +230,10 @@ class BaseCRLEstimator(BaseEstimator):
             Destination file (a zip archive; the ``.crl`` suffix is conventional).
         overwrite : bool
             Whether an existing file may be replaced.
+        metadata : dict | None
+            JSON-able data stored with the model (read back without loading it by
+            :func:`read_metadata`), e.g. the fingerprint :func:`crl_neuro.group.fit_group`
+            uses to tell whether a file matches a rerun.
 
         Returns
         -------
@@ -125,9 +243,11 @@ class BaseCRLEstimator(BaseEstimator):
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"path {str(path)!r} exists; pass overwrite=True to replace it")
-        params = {}
-        for name, value in self.get_params(deep=False).items():
-            params[name] = _encode_json(value, where=f"parameter {name!r}")
+        if path.is_dir():
+            raise IsADirectoryError(f"path {str(path)!r} is a directory")
+        raw_params, param_files = self._params_to_json()
+        params = {name: _encode_json(value, where=f"parameter {name!r}")
+                  for name, value in raw_params.items()}
         arrays: dict[str, np.ndarray] = {}
         modules: dict[str, bytes] = {}
         fitted: dict[str, Any] = {}
@@ -140,16 +260,14 @@ class BaseCRLEstimator(BaseEstimator):
             "params": params,
             "fitted": fitted,
         }
+        if metadata is not None:
+            meta["metadata"] = _encode_json(metadata, where="metadata")
         extra = self._extra_state()
-        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("meta.json", json.dumps(meta, indent=1))
-            buf = io.BytesIO()
-            np.savez(buf, **arrays)
-            zf.writestr("arrays.npz", buf.getvalue())
-            for name, blob in modules.items():
-                zf.writestr(f"modules/{name}.pt", blob)
-            for name, blob in extra.items():
-                zf.writestr(f"extra/{name}", blob)
+        clash = set(extra) & set(param_files)
+        if clash:
+            raise RuntimeError(f"{type(self).__name__}: parameter and state files share names {sorted(clash)}")
+        extra = {**param_files, **extra}
+        _atomic_write(path, lambda f: _write_archive(f, meta, arrays, modules, extra))
         return path
 
 
@@ -159,7 +277,9 @@ def load(path: str | Path) -> BaseCRLEstimator:
     Nothing in the file is executed: parameters are JSON, arrays are read with
     ``numpy.load(allow_pickle=False)``, torch weights with
     ``torch.load(weights_only=True)``, and the class must be a registered
-    crl_neuro estimator.
+    crl_neuro estimator. The archive's checksums, the format version and the
+    declared fitted arrays (dtype, shape and dimensions shared between arrays) are
+    checked before the estimator is returned.
 
     Parameters
     ----------
@@ -170,47 +290,265 @@ def load(path: str | Path) -> BaseCRLEstimator:
     -------
     estimator : BaseCRLEstimator
         The fitted estimator.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    CorruptModelError
+        If the file is not a crl_neuro estimator file, or is damaged, truncated or
+        tampered with.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path {str(path)!r} does not exist")
+    try:
+        return _load(path)
+    except CorruptModelError:
+        raise
+    except _DECODE_ERRORS as err:
+        raise CorruptModelError(
+            f"file {str(path)!r} is damaged or not a valid crl_neuro estimator file: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Verify a saved estimator file's integrity and return its ``metadata``.
+
+    Cheaper than :func:`load`: the checksums of every member are verified and
+    ``meta.json`` is parsed, but no estimator is built.
+
+    Parameters
+    ----------
+    path : str | Path
+        File written by :meth:`BaseCRLEstimator.save`.
+
+    Returns
+    -------
+    metadata : dict
+        What was passed as ``save(..., metadata=...)`` (empty if nothing).
+
+    Raises
+    ------
+    CorruptModelError
+        If the file is damaged or not a crl_neuro estimator file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"path {str(path)!r} does not exist")
+    try:
+        with _open_archive(path) as zf:
+            bad = zf.testzip()
+            if bad is not None:
+                raise CorruptModelError(f"file {str(path)!r}: member {bad!r} fails its checksum")
+            meta = _read_meta(zf, path)
+        out = _decode_json(meta.get("metadata", {"__dict__": {}}))
+        if not isinstance(out, dict):
+            raise CorruptModelError(f"file {str(path)!r}: metadata is not a dict")
+        return out
+    except CorruptModelError:
+        raise
+    except _DECODE_ERRORS as err:
+        raise CorruptModelError(
+            f"file {str(path)!r} is damaged: {type(err).__name__}: {err}"
+        ) from err
+
+
+# Errors that decoding a damaged archive can raise; all become CorruptModelError.
+_DECODE_ERRORS = (
+    zipfile.BadZipFile, zlib.error, EOFError, struct.error, pickle.UnpicklingError,
+    KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError,
+)
+
+
+def _open_archive(path: Path) -> zipfile.ZipFile:
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"path {str(path)!r} is not a crl_neuro estimator file")
-    with zipfile.ZipFile(path) as zf:
+        raise CorruptModelError(f"path {str(path)!r} is not a crl_neuro estimator file "
+                                "(not a zip archive, or truncated)")
+    return zipfile.ZipFile(path)
+
+
+def _read_meta(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+    if "meta.json" not in zf.namelist():
+        raise CorruptModelError(f"path {str(path)!r} has no meta.json; not a crl_neuro file")
+    meta = json.loads(zf.read("meta.json"))
+    if not isinstance(meta, dict):
+        raise CorruptModelError(f"file {str(path)!r}: meta.json is not a JSON object")
+    version = meta.get("format_version")
+    if version != _FORMAT_VERSION:
+        raise CorruptModelError(
+            f"file {str(path)!r} has unsupported file format version {version!r} (this "
+            f"crl_neuro reads version {_FORMAT_VERSION}; the file was written by crl_neuro "
+            f"{meta.get('crl_neuro_version')!r})"
+        )
+    for key, kind in (("class", str), ("params", dict), ("fitted", dict)):
+        if not isinstance(meta.get(key), kind):
+            raise CorruptModelError(f"file {str(path)!r}: meta.json lacks a valid {key!r} entry")
+    return meta
+
+
+def _load(path: Path) -> BaseCRLEstimator:
+    with _open_archive(path) as zf:
+        meta = _read_meta(zf, path)
         names = set(zf.namelist())
-        if "meta.json" not in names:
-            raise ValueError(f"path {str(path)!r} has no meta.json; not a crl_neuro file")
-        meta = json.loads(zf.read("meta.json"))
+        if "arrays.npz" not in names:
+            raise CorruptModelError(f"file {str(path)!r} has no arrays.npz")
         with np.load(io.BytesIO(zf.read("arrays.npz")), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
         module_blobs = {
             n[len("modules/"):-len(".pt")]: zf.read(n) for n in names if n.startswith("modules/")
         }
         extra = {n[len("extra/"):]: zf.read(n) for n in names if n.startswith("extra/")}
-    if meta.get("format_version") != _FORMAT_VERSION:
-        raise ValueError(f"unsupported file format version {meta.get('format_version')!r}")
-    key = meta.get("class", "")
+    key = meta["class"]
     _import_owner_module(key)
     if key not in _REGISTRY:
-        raise ValueError(f"class {key!r} in {str(path)!r} is not a crl_neuro estimator")
+        raise CorruptModelError(f"class {key!r} in {str(path)!r} is not a crl_neuro estimator")
     cls = _REGISTRY[key]
     params = {k: _decode_json(v) for k, v in meta["params"].items()}
+    params = cls._params_from_json(params, extra)
     est = cls(**params)
     module_names = []
+    fitted = {}
     for name, enc in meta["fitted"].items():
-        if isinstance(enc, dict) and enc.get("__kind__") == "module":
+        if not (isinstance(name, str) and name.endswith("_") and not name.startswith("_")):
+            raise CorruptModelError(f"file {str(path)!r}: {name!r} is not a fitted attribute name")
+        if not isinstance(enc, dict):
+            raise CorruptModelError(f"file {str(path)!r}: fitted attribute {name!r} is malformed")
+        if enc.get("__kind__") == "module":
             module_names.append(name)
         else:
-            setattr(est, name, _decode_value(enc, arrays))
+            fitted[name] = _decode_value(enc, arrays)
+    _check_fitted_arrays(cls, fitted, module_names, params, path)
+    for name, value in fitted.items():
+        setattr(est, name, value)
     if module_names:
         # Every other fitted attribute is set by now, so _build_modules can read them.
         modules = est._build_modules(meta)
         for name in module_names:
             if name not in module_blobs or name not in modules:
-                raise ValueError(f"file {str(path)!r} lacks the weights of module {name!r}")
+                raise CorruptModelError(f"file {str(path)!r} lacks the weights of module {name!r}")
             setattr(est, name, _load_module(modules[name], module_blobs[name]))
     est._set_extra_state(extra)
+    est._check_loaded()
     return est
+
+
+def _check_fitted_arrays(cls: type, fitted: dict[str, Any], module_names: list[str],
+                         params: dict[str, Any], path: Path) -> None:
+    """Check decoded fitted arrays against ``cls._fitted_arrays``; raise CorruptModelError."""
+    specs = cls._fitted_arrays
+    if not specs or not (fitted or module_names):
+        return  # nothing declared, or an unfitted estimator
+    where = f"file {str(path)!r} ({cls.__name__})"
+    # Symbols naming an integer fitted attribute or parameter are bound to its value.
+    bound: dict[str, tuple[int, str]] = {}
+    symbols = {d for spec in specs.values() for d in (spec.shape or ()) if isinstance(d, str)}
+    for sym in symbols:
+        for source, values in (("fitted attribute", fitted), ("parameter", params)):
+            if sym in values:
+                v = values[sym]
+                if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+                    bound[sym] = (int(v), f"{source} {sym}")
+                elif source == "fitted attribute":
+                    raise CorruptModelError(f"{where}: {sym} must be an integer, got {v!r}")
+                break
+    for name, spec in specs.items():
+        if name not in fitted:
+            if name in module_names:
+                continue
+            if not spec.optional:
+                raise CorruptModelError(f"{where}: fitted attribute {name!r} is missing")
+            continue
+        value = fitted[name]
+        if not isinstance(value, np.ndarray):
+            raise CorruptModelError(f"{where}: fitted attribute {name!r} must be an array, got "
+                                    f"{type(value).__name__}")
+        if spec.kinds and value.dtype.kind not in spec.kinds:
+            raise CorruptModelError(f"{where}: fitted attribute {name!r} has dtype {value.dtype}, "
+                                    f"expected kind {spec.kinds!r}")
+        if spec.shape is None:
+            continue
+        if value.ndim != len(spec.shape):
+            raise CorruptModelError(f"{where}: fitted attribute {name!r} has {value.ndim} "
+                                    f"dimensions {value.shape}, expected {len(spec.shape)}")
+        for axis, (size, want) in enumerate(zip(value.shape, spec.shape)):
+            if want is None:
+                continue
+            if isinstance(want, str):
+                if want not in bound:
+                    bound[want] = (size, f"{name} axis {axis}")
+                    continue
+                want_size, origin = bound[want]
+            else:
+                want_size, origin = want, "the declared shape"
+            if size != want_size:
+                raise CorruptModelError(
+                    f"{where}: fitted attribute {name!r} has shape {value.shape}; axis {axis} "
+                    f"should be {want_size} ({want if isinstance(want, str) else 'size'} from "
+                    f"{origin})"
+                )
+
+
+def _rollback_on_failure(fit: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``fit`` so that an exception restores the attributes held before the call.
+
+    Without this a failed refit could leave new fitted attributes beside old ones
+    (e.g. new feature statistics with an old network), and later calls would mix
+    two fits. The snapshot is shallow: fits assign new objects to their fitted
+    attributes, they do not modify the old ones in place.
+    """
+    @functools.wraps(fit)
+    def fit_or_roll_back(self: Any, *args: Any, **kwargs: Any) -> Any:
+        before = dict(vars(self))
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+
+    fit_or_roll_back._crl_rolls_back = True  # type: ignore[attr-defined]
+    return fit_or_roll_back
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` through a temporary file in its folder, then rename it over ``path``.
+
+    ``os.replace`` is atomic within one file system, so readers see either the old
+    or the complete new file; the temporary file is removed on any error.
+    """
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())  # the data must be on disk before the rename is
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+
+
+def _is_temporary_of(name: str, target: str) -> bool:
+    """Whether file ``name`` is a temporary file :func:`_atomic_write` made for ``target``."""
+    return re.fullmatch(rf"\.{re.escape(target)}\.[0-9a-f]{{32}}\.tmp", name) is not None
+
+
+def _write_archive(f: BinaryIO, meta: dict, arrays: dict[str, np.ndarray],
+                   modules: dict[str, bytes], extra: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("meta.json", json.dumps(meta, indent=1))
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        zf.writestr("arrays.npz", buf.getvalue())
+        for name, blob in modules.items():
+            zf.writestr(f"modules/{name}.pt", blob)
+        for name, blob in extra.items():
+            zf.writestr(f"extra/{name}", blob)
 
 
 # -- encoding helpers -----------------------------------------------------------
@@ -272,7 +610,10 @@ def _decode_json(value: Any) -> Any:
         if "__dict__" in value:
             return {k: _decode_json(v) for k, v in value["__dict__"].items()}
         if "__array__" in value:
-            return np.asarray(value["__array__"], dtype=value["dtype"])
+            dtype = np.dtype(value["dtype"])
+            if dtype.kind in "OV":  # only plain numbers/strings, never Python objects
+                raise ValueError(f"refusing stored array of dtype {dtype}")
+            return np.asarray(value["__array__"], dtype=dtype)
         raise ValueError(f"unknown JSON entry {sorted(value)}")
     return value
 
@@ -307,6 +648,8 @@ def _decode_value(enc: dict, arrays: dict) -> Any:
 
     kind = enc["__kind__"]
     if kind == "array":
+        if enc["key"] not in arrays:
+            raise CorruptModelError(f"array {enc['key']!r} is missing from arrays.npz")
         return arrays[enc["key"]]
     if kind == "frame":
         return _decode_frame(enc, arrays)

@@ -60,11 +60,11 @@ its encoded latents (:mod:`crl_neuro.core.nonlinear`).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.validation import (
     check_choice,
     check_data,
@@ -570,6 +570,20 @@ class MultiDistributionCRL(BaseCRLEstimator):
     >>> est = MultiDistributionCRL(n_latents=4).fit(X, domains)  # doctest: +SKIP
     >>> Z = est.transform(X)  # doctest: +SKIP
     """
+
+    # Checked by crl_neuro.load: k latents, d domains. The linear arrays are absent
+    # with mixing="nonlinear", the precision/change arrays without the refinement.
+    _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {
+        "mean_": ArraySpec("f", ("n_features_in_",), optional=True),
+        "unmixing_": ArraySpec("f", ("k", "n_features_in_"), optional=True),
+        "mixing_": ArraySpec("f", ("n_features_in_", "k"), optional=True),
+        "markov_network_": ArraySpec("b", ("k", "k")),
+        "changing_edges_": ArraySpec("b", ("k", "k"), optional=True),
+        "domain_precisions_": ArraySpec("f", ("d", "k", "k"), optional=True),
+        "adjacency_": ArraySpec("f", ("k", "k"), optional=True),
+        "domains_": ArraySpec("", ("d",)),
+        "n_eff_": ArraySpec("f", ("d",), optional=True),
+    }
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import nibabel as nib
 import numpy as np
@@ -12,7 +12,7 @@ from scipy import sparse
 from sklearn.feature_extraction.image import grid_to_graph
 
 from crl_neuro.core.abstraction import var_abstraction_error_from_data
-from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.validation import check_choice, check_float, check_int
 from crl_neuro.fmri import _parcellation as _p
 from crl_neuro.fmri.roi_graph import METHODS as _GRAPH_METHODS
@@ -607,40 +607,53 @@ class CausalROIs(BaseCRLEstimator):
         return report
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: Any, overwrite: bool = False):  # noqa: D102 - see base
-        # Nifti and Memory parameters are not JSON: store them as extra files.
-        saved = {"mask_img": self.mask_img, "memory": self.memory}
-        self._param_blobs = {}
-        if self.mask_img is not None and not isinstance(self.mask_img, str):
+    # Checked by crl_neuro.load: v mask voxels, r ROIs.
+    _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {
+        "voxel_labels_": ArraySpec("iu", ("v",)),
+        "background_score_": ArraySpec("f", ("v",)),
+        "roi_graph_": ArraySpec("f", ("r", "r")),
+        "roi_pvalues_": ArraySpec("f", ("r", "r")),
+        "roi_consistency_": ArraySpec("f", ("r",)),
+    }
+
+    def _params_to_json(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        # Nifti and Memory parameters are not JSON: a mask image is stored as a file.
+        params, files = super()._params_to_json()
+        if params["mask_img"] is not None and not isinstance(params["mask_img"], str):
             from nilearn.image import load_img
 
-            self._param_blobs["param_mask_img.nii"] = _nifti_bytes(load_img(self.mask_img))
-            self.mask_img = None
-        if self.memory is not None and not isinstance(self.memory, str):
-            loc = getattr(self.memory, "location", None)
-            self.memory = None if loc is None else str(loc)
-        try:
-            return super().save(path, overwrite=overwrite)
-        finally:
-            self.mask_img, self.memory = saved["mask_img"], saved["memory"]
-            del self._param_blobs
+            files["param_mask_img.nii"] = _nifti_bytes(load_img(params["mask_img"]))
+            params["mask_img"] = None
+        if params["memory"] is not None and not isinstance(params["memory"], str):
+            loc = getattr(params["memory"], "location", None)
+            params["memory"] = None if loc is None else str(loc)
+        return params, files
 
-    save.__doc__ = BaseCRLEstimator.save.__doc__
+    @classmethod
+    def _params_from_json(cls, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        if "param_mask_img.nii" in files:
+            params["mask_img"] = nib.Nifti1Image.from_bytes(files["param_mask_img.nii"])
+        return params
 
     def _extra_state(self) -> dict[str, bytes]:
-        out = dict(getattr(self, "_param_blobs", {}))
+        out = {}
         if hasattr(self, "labels_img_"):
             out["labels_img.nii"] = _nifti_bytes(self.labels_img_)
             out["mask_img.nii"] = _nifti_bytes(self.mask_img_)
         return out
 
     def _set_extra_state(self, files: dict[str, bytes]) -> None:
-        if "param_mask_img.nii" in files:
-            self.mask_img = nib.Nifti1Image.from_bytes(files["param_mask_img.nii"])
         if "labels_img.nii" in files:
             self.labels_img_ = nib.Nifti1Image.from_bytes(files["labels_img.nii"])
             self.mask_img_ = nib.Nifti1Image.from_bytes(files["mask_img.nii"])
             self.masker_ = self._make_masker(self.mask_img_).fit()
+
+    def _check_loaded(self) -> None:
+        if hasattr(self, "mask_img_") and hasattr(self, "voxel_labels_"):
+            n_vox = int(np.count_nonzero(np.asarray(self.mask_img_.dataobj)))
+            if n_vox != self.voxel_labels_.shape[0]:
+                raise ValueError(f"mask_img_ has {n_vox} voxels but voxel_labels_ has "
+                                 f"{self.voxel_labels_.shape[0]}")
 
 
 # ---------------------------------------------------------------------- helpers

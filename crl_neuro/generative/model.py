@@ -19,12 +19,12 @@ Design (Deep-SCM style, abduction - action - prediction):
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import pandas as pd
 
-from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.validation import check_float, check_int
 from crl_neuro.generative import _scm
 
@@ -131,6 +131,12 @@ class CausalImageModel(BaseCRLEstimator):
     additive in their noise; ``u`` is whatever the encoder puts in it, so style that the
     VAE does not reconstruct is lost in edits too.
     """
+
+    # Checked by crl_neuro.load: a attributes.
+    _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {
+        "attr_mean_": ArraySpec("f", ("a",)),
+        "attr_scale_": ArraySpec("f", ("a",)),
+    }
 
     def __init__(
         self,
@@ -353,27 +359,24 @@ class CausalImageModel(BaseCRLEstimator):
         new._fit_scm(new._standardize(A), degree, new._seed(None))
         return new
 
-    def save(self, path: Any, overwrite: bool = False) -> Any:
-        """Save the estimator without pickle (see :meth:`BaseCRLEstimator.save`).
-
-        A ``graph`` DataFrame parameter is stored as JSON and restored on load.
-        """
-        graph = self.graph
+    def _params_to_json(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        # A ``graph`` DataFrame parameter is stored as a JSON dict (undone on load).
+        params, files = super()._params_to_json()
+        graph = params.get("graph")
         if isinstance(graph, pd.DataFrame):
-            self.graph = {
+            params["graph"] = {
                 "__graph_frame__": True, "index": [str(i) for i in graph.index],
                 "columns": [str(c) for c in graph.columns],
                 "data": graph.to_numpy(dtype=float).tolist(),
             }
-        try:
-            return super().save(path, overwrite=overwrite)
-        finally:
-            self.graph = graph
+        return params, files
 
-    def _set_extra_state(self, files: dict[str, bytes]) -> None:
-        g = self.graph
+    @classmethod
+    def _params_from_json(cls, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        g = params.get("graph")
         if isinstance(g, dict) and g.get("__graph_frame__"):
-            self.graph = pd.DataFrame(g["data"], index=g["index"], columns=g["columns"])
+            params["graph"] = pd.DataFrame(g["data"], index=g["index"], columns=g["columns"])
+        return params
 
     def _build_modules(self, meta: dict[str, Any]) -> dict[str, Any]:
         from crl_neuro.generative._module import build_module

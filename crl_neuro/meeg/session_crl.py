@@ -58,11 +58,11 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.changes import mechanism_changes
 from crl_neuro.core.multidist import (
     effective_n,
@@ -227,6 +227,34 @@ class SessionCRL(BaseCRLEstimator):
     """
 
     _extra_attributes = ("info_", "dipoles_")
+    # Checked by crl_neuro.load: k sources, c channels, s sessions, r whitener rank.
+    _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {
+        "filters_": ArraySpec("f", ("k", "c")),
+        "patterns_": ArraySpec("f", ("c", "k")),
+        "mean_": ArraySpec("f", ("c",)),
+        "whitener_": ArraySpec("f", (None, "c")),
+        "session_precisions_": ArraySpec("f", ("s", "k", "k")),
+        "source_covariances_": ArraySpec("f", ("s", "k", "k")),
+        "markov_network_": ArraySpec("b", ("k", "k")),
+        "causal_order_": ArraySpec("iu", ("k",)),
+        "source_dag_": ArraySpec("b", ("k", "k")),
+        "edge_strengths_": ArraySpec("f", ("s", "k", "k")),
+        "edge_strengths_se_": ArraySpec("f", ("s", "k", "k")),
+        "changing_edges_": ArraySpec("b", ("k", "k")),
+        "changing_edges_pvalues_": ArraySpec("f", ("k", "k")),
+        "changing_edges_effect_": ArraySpec("f", ("k", "k")),
+        "changing_edges_effect_ci_": ArraySpec("f", (2, "k", "k")),
+        "changing_sources_": ArraySpec("b", ("k",)),
+        "changing_sources_pvalues_": ArraySpec("f", ("k",)),
+        "sessions_": ArraySpec("", ("s",)),
+        "n_eff_": ArraySpec("f", ("s", "k", "k")),
+        "pattern_correlation_": ArraySpec("f", ("k", "k"), optional=True),
+        "source_pos_": ArraySpec("f", ("k", 3), optional=True),
+        "source_ori_": ArraySpec("f", ("k", 3), optional=True),
+        "source_vertices_": ArraySpec("iu", ("k",), optional=True),
+        "source_gof_": ArraySpec("f", ("k",), optional=True),
+        "source_amplitude_": ArraySpec("f", ("k",), optional=True),
+    }
 
     def __init__(
         self,
@@ -662,43 +690,36 @@ class SessionCRL(BaseCRLEstimator):
         return report
 
     # ---------------------------------------------------------- persistence
-    def save(self, path: Any, overwrite: bool = False) -> Any:
-        """Save parameters and fitted state without pickle (see :func:`crl_neuro.load`).
-
-        ``info_`` and the ``noise_cov`` parameter are stored as FIF files inside
-        the archive.
-
-        Parameters
-        ----------
-        path : str | Path
-            Destination file.
-        overwrite : bool
-            Whether an existing file may be replaced.
-
-        Returns
-        -------
-        path : Path
-        """
-        cov = self.noise_cov
-        self._cov_to_save = cov
-        try:
-            self.noise_cov = None  # written as FIF by _extra_state, not as JSON
-            return super().save(path, overwrite=overwrite)
-        finally:
-            self.noise_cov = cov
-            del self._cov_to_save
-
-    def _extra_state(self) -> dict[str, bytes]:
-        from mne.io import write_info
-
-        out = {}
-        cov = getattr(self, "_cov_to_save", None)
+    def _params_to_json(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        # The noise_cov parameter (an mne.Covariance) is stored as a FIF file.
+        params, files = super()._params_to_json()
+        cov = params.get("noise_cov")
         if cov is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 fname = os.path.join(tmp, "noise-cov.fif")
                 cov.save(fname, verbose=False)
                 with open(fname, "rb") as f:
-                    out["noise-cov.fif"] = f.read()
+                    files["noise-cov.fif"] = f.read()
+            params["noise_cov"] = None
+        return params, files
+
+    @classmethod
+    def _params_from_json(cls, params: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+        import mne
+
+        if "noise-cov.fif" in files:
+            with tempfile.TemporaryDirectory() as tmp:
+                fname = os.path.join(tmp, "noise-cov.fif")
+                with open(fname, "wb") as f:
+                    f.write(files["noise-cov.fif"])
+                params["noise_cov"] = mne.read_cov(fname, verbose=False)
+        return params
+
+    def _extra_state(self) -> dict[str, bytes]:
+        # info_ is stored as a FIF file inside the archive.
+        from mne.io import write_info
+
+        out = {}
         if hasattr(self, "info_"):
             with tempfile.TemporaryDirectory() as tmp:
                 fname = os.path.join(tmp, "info.fif")
@@ -717,15 +738,16 @@ class SessionCRL(BaseCRLEstimator):
                 with open(fname, "wb") as f:
                     f.write(files["info.fif"])
                 self.info_ = read_info(fname, verbose=False)
-        if "noise-cov.fif" in files:
-            with tempfile.TemporaryDirectory() as tmp:
-                fname = os.path.join(tmp, "noise-cov.fif")
-                with open(fname, "wb") as f:
-                    f.write(files["noise-cov.fif"])
-                self.noise_cov = mne.read_cov(fname, verbose=False)
         if hasattr(self, "source_pos_"):
             self.dipoles_ = mne.Dipole(
                 times=np.arange(len(self.source_pos_), dtype=float), pos=self.source_pos_,
                 amplitude=self.source_amplitude_, ori=self.source_ori_, gof=self.source_gof_,
                 name="crl_neuro leadfield scan", verbose=False,
             )
+
+    def _check_loaded(self) -> None:
+        if hasattr(self, "info_") and hasattr(self, "patterns_"):
+            n_ch = len(self.info_["ch_names"])
+            if n_ch != self.patterns_.shape[0]:
+                raise ValueError(f"info_ has {n_ch} channels but patterns_ has "
+                                 f"{self.patterns_.shape[0]} rows")

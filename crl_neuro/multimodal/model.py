@@ -71,11 +71,11 @@ Limitations (measured, see ``benchmarks/bench_multimodal.py``)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.graphs import Graph
 from crl_neuro.core.validation import check_data, check_float, check_int
 
@@ -179,6 +179,15 @@ class MultiModalCRL(BaseCRLEstimator):
     n_iter_ : int
         Total number of epochs run.
     """
+
+    # Checked by crl_neuro.load: p stacked features, q latents of all modalities.
+    _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {
+        "feature_mean_": ArraySpec("f", ("p",)),
+        "feature_scale_": ArraySpec("f", ("p",)),
+        "adjacency_": ArraySpec("f", ("q", "q"), optional=True),
+        "cross_modal_graph_": ArraySpec("f", ("q", "q"), optional=True),
+        "within_modality_graph_": ArraySpec("f", ("q", "q"), optional=True),
+    }
 
     def __init__(
         self,
@@ -567,3 +576,11 @@ class MultiModalCRL(BaseCRLEstimator):
 
         config = self.config_
         return {"module_": build_module(config)}
+
+    def _check_loaded(self) -> None:
+        # The stored statistics must cover the features the network was built for.
+        if hasattr(self, "config_") and hasattr(self, "feature_mean_"):
+            n = int(sum(self.config_["n_features"]))
+            if n != self.feature_mean_.shape[0]:
+                raise ValueError(f"config_ has {n} features but feature_mean_ has "
+                                 f"{self.feature_mean_.shape[0]}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.validation import check_choice, check_float, check_int
 from crl_neuro.psychometrics.clustering import (
     describe_impure_items,
@@ -125,6 +125,13 @@ class LatentCausalModel(BaseCRLEstimator):
     n_samples_used_ : int
         Effective sample size of the tests.
     """
+
+    # Checked by crl_neuro.load.
+    _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {
+        "item_means_": ArraySpec("f", ("n_features_in_",)),
+        "item_scales_": ArraySpec("f", ("n_features_in_",)),
+        "score_weights_": ArraySpec("f", ("n_features_in_", None)),
+    }
 
     def __init__(
         self,

@@ -18,13 +18,13 @@ feature map sees one batch per time step.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.validation import check_float, check_generator, check_int
 from crl_neuro.rl.envs import BLOCK_KEYS
 
@@ -143,6 +143,13 @@ class CEMPolicy(BaseCRLEstimator):
     action_low_, action_high_ : ndarray or None
         Bounds of a ``Box`` action space (``None`` for ``Discrete``).
     """
+
+    # Checked by crl_neuro.load.
+    _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {
+        "feature_mean_": ArraySpec("f", ("n_features_",)),
+        "feature_scale_": ArraySpec("f", ("n_features_",)),
+        "weights_": ArraySpec("f", (None, None)),
+    }
 
     def __init__(
         self,

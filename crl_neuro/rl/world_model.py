@@ -80,13 +80,13 @@ whole latent does as well as on the true state on five seeds of six, and fails o
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
 from crl_neuro.core.training import fit_torch, resolve_device, torch_seed
 from crl_neuro.core.validation import check_choice, check_float, check_int
 from crl_neuro.rl.envs import BLOCK_KEYS
@@ -427,6 +427,14 @@ class IFactorWorldModel(BaseCRLEstimator):
     Liu, Huang, Zhu, Tian, Gong, Yu & Zhang (2023). Learning world models with
     identifiable factorization. NeurIPS.
     """
+
+    # Checked by crl_neuro.load: a action features.
+    _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {
+        "obs_mean_": ArraySpec("f", ("n_features_in_",)),
+        "obs_scale_": ArraySpec("f", ("n_features_in_",)),
+        "action_mean_": ArraySpec("f", ("a",)),
+        "action_scale_": ArraySpec("f", ("a",)),
+    }
 
     def __init__(
         self,
