@@ -448,7 +448,9 @@ def fit_joint_sparse(
             "objective": objective}
 
 
-def effective_n(Z: np.ndarray, max_lag: int = 100, pairwise: bool = False) -> Any:
+def effective_n(
+    Z: np.ndarray, max_lag: int = 100, pairwise: bool = False, segments: Any = None
+) -> Any:
     """Effective sample size of correlations between the columns of ``Z``.
 
     Bartlett's formula ``n / (1 + 2 sum_tau rho_i(tau) rho_j(tau))`` with the
@@ -463,6 +465,11 @@ def effective_n(Z: np.ndarray, max_lag: int = 100, pairwise: bool = False) -> An
     pairwise : bool
         If True return the (k, k) matrix of pairwise sizes; otherwise the size
         of the most dependent pair (a conservative scalar).
+    segments : array-like of int | None
+        Lengths of the contiguous stretches that ``Z`` concatenates (epochs,
+        or the parts of a recording left between rejected artefacts), summing
+        to ``n_samples``. Lagged products are pooled within stretches only, so
+        no autocorrelation is computed across a join. ``None``: one stretch.
 
     Returns
     -------
@@ -473,10 +480,18 @@ def effective_n(Z: np.ndarray, max_lag: int = 100, pairwise: bool = False) -> An
     L = int(min(max_lag, n // 10))
     if L < 1:
         return np.full((k, k), float(n)) if pairwise else float(n)
+    lengths = np.array([n] if segments is None else segments, dtype=int)
+    if lengths.ndim != 1 or np.any(lengths < 0) or lengths.sum() != n:
+        raise ValueError(f"segments must be lengths summing to the {n} rows of Z, got {segments!r}")
     Zc = Z - Z.mean(axis=0)
-    nfft = 1 << int(np.ceil(np.log2(2 * n)))
-    F = np.fft.rfft(Zc, nfft, axis=0)
-    acf = np.fft.irfft(np.abs(F) ** 2, nfft, axis=0)[: L + 1]
+    acf = np.zeros((L + 1, k))
+    for stop, m in zip(np.cumsum(lengths), lengths):
+        if m == 0:
+            continue
+        nfft = 1 << int(np.ceil(np.log2(2 * m)))  # zero padding: no circular wrap-around
+        F = np.fft.rfft(Zc[stop - m : stop], nfft, axis=0)
+        part = np.fft.irfft(np.abs(F) ** 2, nfft, axis=0)[: L + 1]
+        acf[: part.shape[0]] += part
     acf = acf / np.maximum(acf[0], 1e-300)
     rho = acf[1:]  # (L, k)
     factor = np.maximum(1.0 + 2.0 * (rho.T @ rho), 1.0)  # (k, k)

@@ -32,6 +32,7 @@ from scipy.signal import lfilter
 from sklearn.utils import Bunch
 
 from crl_neuro.core.validation import check_choice, check_float, check_generator, check_int
+from crl_neuro.meeg._compat import info_unlocked
 
 __all__ = ["draw_meeg_problem", "simulate_meeg_sessions"]
 
@@ -133,7 +134,7 @@ def _make_meg_info(sfreq: float, r0: np.ndarray, n_sensors: int = _N_MEG):
     )
     names = [f"MEG{k + 1:03d}" for k in range(n_sensors)]
     info = mne.create_info(names, sfreq, "mag")
-    with info._unlock():
+    with info_unlocked(info):
         info["dev_head_t"] = mne.transforms.Transform("meg", "head", np.eye(4))
         for ch, nz in zip(info["chs"], normals):
             ex = np.cross([0.0, 0.0, 1.0], nz)
@@ -211,7 +212,7 @@ def _perturbed_model(info, nominal_sphere, rng: np.random.Generator, jitter: flo
     info_true = info.copy()
     if "mag" in info.get_channel_types():
         # MEG: the helmet is rigid; only the co-registration error moves sensors vs. the head.
-        with info_true._unlock():
+        with info_unlocked(info_true):
             for ch in info_true["chs"]:
                 loc = ch["loc"]
                 loc[:3] = rot @ (loc[:3] - r0) + r0 + translation
@@ -222,7 +223,7 @@ def _perturbed_model(info, nominal_sphere, rng: np.random.Generator, jitter: flo
             coregistration_rotation=rot, coregistration_translation=translation,
         )
         return info_true, sphere, details
-    with info_true._unlock():
+    with info_unlocked(info_true):
         for ch in info_true["chs"]:
             pos = rot @ (ch["loc"][:3] - r0) + r0 + translation
             radial = pos - r0 - translation

@@ -9,6 +9,7 @@ the M/EEG physics adds that each column of ``A`` is (close to) one column of the
 leadfield. SessionCRL combines both:
 
 1. **Whitening and reduction** - MNE conventions: picks, bad channels excluded,
+   ``BAD*``-annotated stretches of a Raw left out (``reject_by_annotation``),
    projectors applied (an EEG average reference is added when missing), rank-aware
    noise whitening (:func:`mne.cov.compute_whitener`); the signal subspace is the
    ``n_sources`` leading eigenvectors of the pooled, session-centred covariance.
@@ -296,7 +297,9 @@ class SessionCRL(BaseCRLEstimator):
         if self.n_jobs is not None:
             check_int(self.n_jobs, "n_jobs")
 
-    def fit(self, insts: Any, sessions: Any = None, forward: Any = None) -> "SessionCRL":
+    def fit(
+        self, insts: Any, sessions: Any = None, forward: Any = None, reject_by_annotation: bool = True
+    ) -> "SessionCRL":
         """Fit sources, their network and (with ``forward``) their locations.
 
         Parameters
@@ -305,20 +308,31 @@ class SessionCRL(BaseCRLEstimator):
             One instance per session (same channels), or one instance with
             ``sessions``.
         sessions : array-like | None
-            With one instance: one label per sample (Raw) or per epoch (Epochs).
-            With a list: optional labels, one per instance.
+            With one instance: one label per sample (Raw) or per epoch (Epochs:
+            per row of ``epochs.events``; epochs that MNE rejects when loading
+            are dropped with their labels). With a list: optional labels, one
+            per instance.
         forward : mne.Forward | None
             Forward model (fixed or free orientation) giving the physics start
             and prior and the source locations.
+        reject_by_annotation : bool
+            If True (default, as :meth:`mne.preprocessing.ICA.fit`), samples of a
+            Raw inside annotations whose description starts with ``BAD`` (e.g.
+            ``BAD_muscle``) are left out of everything estimated (mean,
+            whitening, covariances, effective sample sizes). The good stretches
+            of a session are joined for the covariances; autocorrelations are
+            computed within stretches only, never across a removed one. If
+            False, annotations are ignored. Epochs are unaffected (MNE applies
+            annotations when epoching).
 
         Returns
         -------
         self : SessionCRL
         """
         with _log_context(self.verbose):
-            return self._fit(insts, sessions, forward)
+            return self._fit(insts, sessions, forward, reject_by_annotation)
 
-    def _fit(self, insts: Any, sessions: Any, forward: Any) -> "SessionCRL":
+    def _fit(self, insts: Any, sessions: Any, forward: Any, reject_by_annotation: bool) -> "SessionCRL":
         import mne
         from joblib import Parallel, delayed
         from mne.cov import compute_whitener
@@ -327,7 +341,9 @@ class SessionCRL(BaseCRLEstimator):
         self._check_params()
         if forward is not None:
             _check_forward(forward)
-        data, info, labels, kind, counts = _io.prepare_sessions(insts, sessions, self.picks)
+        data, info, labels, kind, counts, segments = _io.prepare_sessions(
+            insts, sessions, self.picks, reject_by_annotation
+        )
         k = self.n_sources
         noise_cov = self.noise_cov
         if noise_cov is None:
@@ -342,10 +358,11 @@ class SessionCRL(BaseCRLEstimator):
                 f"n_sources={k} exceeds the rank of the data ({rank} after projections "
                 "and whitening); reduce n_sources"
             )
-        for lab, n in zip(labels, counts):
+        for lab, n in zip(labels.tolist(), counts):  # tolist: plain labels in the message
             if n < max(10, 2 * k):
+                left_out = " left after BAD_ annotations and rejected epochs" if reject_by_annotation else ""
                 raise ValueError(
-                    f"session {lab!r} has {n} samples; too few for n_sources={k} "
+                    f"session {lab!r} has {n} samples{left_out}; too few for n_sources={k} "
                     f"(need at least {max(10, 2 * k)})"
                 )
         logger.info(
@@ -366,7 +383,7 @@ class SessionCRL(BaseCRLEstimator):
         V = E.T / np.sqrt(ev)[:, None]  # whitened channels -> reduced, unit pooled covariance
         Vpinv = E * np.sqrt(ev)[None, :]
         covs = np.einsum("ia,dab,jb->dij", V, covs_w, V)
-        n_eff = np.array([effective_n((V @ y).T) for y in Ys])
+        n_eff = np.array([effective_n((V @ y).T, segments=seg) for y, seg in zip(Ys, segments)])
         prior = None
         if forward is not None:
             gain_w = Wn @ _forward_gain(forward, info["ch_names"])
@@ -409,7 +426,8 @@ class SessionCRL(BaseCRLEstimator):
         D = np.diag(sign)
         self.session_precisions_ = D @ res["precisions"] @ D
         self.markov_network_ = np.asarray(res["network"], bool)
-        n_eff_z = np.array([effective_n((W @ V @ y).T, pairwise=True) for y in Ys])
+        n_eff_z = np.array([effective_n((W @ V @ y).T, pairwise=True, segments=seg)
+                            for y, seg in zip(Ys, segments)])
         # Unpenalised (noise-corrected) source covariances: strengths and their changes.
         self.source_covariances_ = D @ res["covariances"] @ D
         chg = mechanism_changes(self.source_covariances_, n_eff_z, self.markov_network_,

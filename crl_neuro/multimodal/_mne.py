@@ -4,6 +4,10 @@ A modality of :class:`~crl_neuro.multimodal.MultiModalCRL` is a table with one r
 observation unit. For M/EEG that unit is an epoch (``Epochs``) or a fixed-length window
 cut from a ``Raw`` with :func:`mne.make_fixed_length_epochs`; its features are the log
 band powers of each channel, from :meth:`mne.Epochs.compute_psd` (Welch).
+
+Rows MNE leaves out are reported so the other modalities can drop the same rows:
+windows of a ``Raw`` overlapping a ``BAD*`` annotation (``reject_by_annotation``,
+MNE's default) and epochs rejected by ``reject``/``flat`` when loading.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def band_power_features(
     epoch_duration: float = 2.0,
     picks: Any = "data",
     name: str = "inst",
+    reject_by_annotation: bool = True,
 ) -> tuple[np.ndarray, list[str]]:
     """Log band power per channel and band, one row per epoch or window.
 
@@ -72,6 +77,10 @@ def band_power_features(
         Channels, with MNE's picking rules (default all data channels, bads excluded).
     name : str
         Modality name used in error messages.
+    reject_by_annotation : bool
+        Drop the windows of a ``Raw`` that overlap an annotation whose description
+        starts with ``BAD`` (as :func:`mne.make_fixed_length_epochs`). Ignored for
+        ``Epochs``, whose rejected epochs are always dropped.
 
     Returns
     -------
@@ -80,20 +89,54 @@ def band_power_features(
     feature_names : list of str
         ``"{channel}_{band}"``.
     """
+    X, names, _, _ = band_power_rows(inst, bands, epoch_duration, picks, name, reject_by_annotation)
+    return X, names
+
+
+def band_power_rows(
+    inst: Any,
+    bands: dict[str, tuple[float, float]] | None = None,
+    epoch_duration: float = 2.0,
+    picks: Any = "data",
+    name: str = "inst",
+    reject_by_annotation: bool = True,
+) -> tuple[np.ndarray, list[str], np.ndarray, int]:
+    """:func:`band_power_features` plus which candidate rows were kept.
+
+    Returns
+    -------
+    features, feature_names
+        As :func:`band_power_features`.
+    kept : ndarray of int
+        Positions of the rows of ``features`` among the candidate rows: the
+        windows of the whole ``Raw``, or the rows of ``epochs.events``.
+    n_candidates : int
+        Number of candidate rows.
+    """
     import mne
 
     if not is_mne_instance(inst):
         raise TypeError(f"data[{name!r}] must be an mne.io.Raw or mne.Epochs, got {type(inst).__name__}")
+    if not isinstance(reject_by_annotation, (bool, np.bool_)):
+        raise TypeError(f"reject_by_annotation must be True or False, got {reject_by_annotation!r}")
     sfreq = float(inst.info["sfreq"])
     bands = _check_bands(bands, sfreq, name)
     if isinstance(inst, mne.io.BaseRaw):
         if not epoch_duration > 0:
             raise ValueError(f"epoch_duration must be > 0 seconds, got {epoch_duration!r}")
         epochs = mne.make_fixed_length_epochs(
-            inst, duration=float(epoch_duration), preload=True, verbose="error"
+            inst, duration=float(epoch_duration), preload=True,
+            reject_by_annotation=bool(reject_by_annotation), verbose="error",
         )
+        # drop_log has one entry per window of the whole recording, dropped or not.
+        kept, n_candidates = np.asarray(epochs.selection, int), len(epochs.drop_log)
     else:
-        epochs = inst
+        # Checking unloaded epochs drops the rejected ones in place: do it on a copy.
+        epochs = inst if inst.preload else inst.copy().drop_bad(verbose="error")
+        kept = np.searchsorted(inst.selection, epochs.selection)
+        n_candidates = len(inst.events)
+    if len(epochs) == 0:
+        raise ValueError(f"data[{name!r}] has no epoch or window left after rejection")
     fmin = min(lo for lo, _ in bands.values())
     fmax = max(hi for _, hi in bands.values())
     n_times = len(epochs.times)
@@ -113,4 +156,4 @@ def band_power_features(
         feats.append(np.log10(psd[:, :, sel].mean(axis=2) + np.finfo(float).tiny))
         names += [f"{ch}_{band}" for ch in spectrum.ch_names]
     X = np.concatenate(feats, axis=1)
-    return X, names
+    return X, names, kept, n_candidates

@@ -86,6 +86,48 @@ def _node_name(modality: str, i: int) -> str:
     return f"{modality}:z{i}"
 
 
+def _align_dropped_rows(
+    feats: dict[str, np.ndarray], rows: dict[str, tuple[np.ndarray, int]]
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Drop from every modality the rows MNE dropped from an MNE modality.
+
+    ``rows`` maps each MNE modality to (positions of its kept rows among its
+    candidate rows, number of candidates). Rows kept by every MNE modality are
+    kept; array modalities must have one row per candidate to be subset.
+    Returns the features and the boolean mask of kept candidate rows (None when
+    nothing was dropped).
+    """
+    dropped = {m: n for m, (kept, n) in rows.items() if kept.size < n}
+    if not dropped:
+        return feats, None
+    n_cands = {m: n for m, (_, n) in rows.items()}
+    if len(set(n_cands.values())) > 1:
+        raise ValueError(
+            f"the MNE modalities have different numbers of candidate epochs/windows {n_cands}; "
+            "rows cannot be aligned after MNE dropped some (BAD_ annotations or rejection)"
+        )
+    n = next(iter(n_cands.values()))
+    keep = np.ones(n, bool)
+    for kept, _ in rows.values():
+        mask = np.zeros(n, bool)
+        mask[kept] = True
+        keep &= mask
+    out = {}
+    for m, X in feats.items():
+        if m in rows:
+            out[m] = X[keep[rows[m][0]]]
+        elif X.shape[0] == n:
+            out[m] = X[keep]
+        else:
+            raise ValueError(
+                f"data[{m!r}] has {X.shape[0]} rows; MNE dropped rows of {sorted(dropped)} "
+                f"(BAD_ annotations or rejected epochs), so the other modalities need one row per "
+                f"candidate epoch/window ({n}) for the same rows to be dropped; or pass "
+                "reject_by_annotation=False"
+            )
+    return out, keep
+
+
 class MultiModalCRL(BaseCRLEstimator):
     """Causal representation learning from several modalities with sparse cross-modal links.
 
@@ -124,6 +166,13 @@ class MultiModalCRL(BaseCRLEstimator):
         Hz of the log band-power features (default delta, theta, alpha, beta).
     epoch_duration : float
         Window length (s) that cuts a ``Raw`` modality into rows.
+    reject_by_annotation : bool
+        If True (default, as MNE), the windows of a ``Raw`` modality that overlap an
+        annotation whose description starts with ``BAD`` are dropped. Rows MNE drops
+        (these windows, and epochs rejected by ``reject``/``flat``) are dropped from
+        every modality, in :meth:`fit` and :meth:`transform` alike, so the rows stay
+        aligned: the other modalities then need one row per candidate window (the
+        windows of the whole recording) or per row of ``epochs.events``.
     align : {"pcor", "ica", None}
         ``"pcor"``: sparsity alignment of each modality's latents (linear map making
         the partial correlations of all latents sparsest) after the warm-up and after
@@ -205,6 +254,7 @@ class MultiModalCRL(BaseCRLEstimator):
         alpha: float = 0.01,
         bands: dict | None = None,
         epoch_duration: float = 2.0,
+        reject_by_annotation: bool = True,
         align: str | None = "pcor",
         unwarp: bool = True,
         device: str = "cpu",
@@ -225,6 +275,7 @@ class MultiModalCRL(BaseCRLEstimator):
         self.alpha = alpha
         self.bands = bands
         self.epoch_duration = epoch_duration
+        self.reject_by_annotation = reject_by_annotation
         self.align = align
         self.unwarp = unwarp
         self.device = device
@@ -245,9 +296,15 @@ class MultiModalCRL(BaseCRLEstimator):
             out[name] = check_int(k, f"latent_dims[{name!r}]", min_value=1)
         return out
 
-    def _features(self, data: Any, modalities: list[str], fitting: bool) -> dict[str, np.ndarray]:
-        """Validate ``data`` and return modality -> float array (rows aligned)."""
-        from crl_neuro.multimodal._mne import band_power_features, is_mne_instance
+    def _features(
+        self, data: Any, modalities: list[str], fitting: bool, return_keep: bool = False
+    ) -> Any:
+        """Validate ``data`` and return modality -> float array (rows aligned).
+
+        With ``return_keep`` also the mask of the candidate rows kept after MNE
+        dropped some (None when none was dropped).
+        """
+        from crl_neuro.multimodal._mne import band_power_rows, is_mne_instance
 
         if not isinstance(data, dict):
             raise TypeError(
@@ -261,11 +318,15 @@ class MultiModalCRL(BaseCRLEstimator):
                 f"data must hold exactly the modalities {modalities} (latent_dims keys); "
                 f"missing {missing}, unexpected {extra}"
             )
-        out, names = {}, {}
+        out, names, rows = {}, {}, {}
         for m in modalities:
             value = data[m]
             if is_mne_instance(value):
-                X, cols = band_power_features(value, self.bands, self.epoch_duration, name=m)
+                X, cols, kept, n_cand = band_power_rows(
+                    value, self.bands, self.epoch_duration, name=m,
+                    reject_by_annotation=self.reject_by_annotation,
+                )
+                rows[m] = (kept, n_cand)
             else:
                 cols = [str(c) for c in value.columns] if hasattr(value, "columns") else None
                 arr = value.to_numpy() if hasattr(value, "to_numpy") else value
@@ -274,6 +335,7 @@ class MultiModalCRL(BaseCRLEstimator):
             if not np.all(np.isfinite(X)):
                 raise ValueError(f"data[{m!r}] contains NaN or infinite values")
             out[m], names[m] = np.asarray(X, dtype=np.float64), cols
+        out, keep = _align_dropped_rows(out, rows)
         n_rows = {m: X.shape[0] for m, X in out.items()}
         if len(set(n_rows.values())) > 1:
             raise ValueError(
@@ -288,7 +350,7 @@ class MultiModalCRL(BaseCRLEstimator):
                     )
         else:
             self.feature_names_ = names
-        return out
+        return (out, keep) if return_keep else out
 
     def _stack(self, feats: dict[str, np.ndarray]) -> np.ndarray:
         X = np.concatenate([feats[m] for m in self.modalities_], axis=1)
@@ -336,6 +398,10 @@ class MultiModalCRL(BaseCRLEstimator):
             raise ValueError(f"align must be 'pcor', 'ica' or None, got {self.align!r}")
         if not isinstance(self.unwarp, (bool, np.bool_)):
             raise TypeError(f"unwarp must be True or False, got {self.unwarp!r}")
+        if not isinstance(self.reject_by_annotation, (bool, np.bool_)):
+            raise TypeError(
+                f"reject_by_annotation must be True or False, got {self.reject_by_annotation!r}"
+            )
         dev = resolve_device(self.device)
         seed = torch_seed(self.random_state)
 
@@ -505,14 +571,18 @@ class MultiModalCRL(BaseCRLEstimator):
             Modality -> array (n_samples, latent_dims[modality]) of standardised
             posterior means.
         """
+        return self._transform(data)[0]
+
+    def _transform(self, data: dict[str, Any]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+        """Latents per modality and the mask of candidate rows kept (see ``_features``)."""
         check_is_fitted(self, "module_")
-        feats = self._features(data, self.modalities_, fitting=False)
+        feats, keep = self._features(data, self.modalities_, fitting=False, return_keep=True)
         Z = self._encode(self._stack(feats))
         out, start = {}, 0
         for m, k in zip(self.modalities_, self.config_["latent_dims"]):
             out[m] = Z[:, start:start + k]
             start += k
-        return out
+        return out, keep
 
     def fit_transform(self, data: dict[str, Any], y: Any = None) -> dict[str, np.ndarray]:
         """Fit and return :meth:`transform` of the training data."""
@@ -527,7 +597,9 @@ class MultiModalCRL(BaseCRLEstimator):
             Modalities as in :meth:`fit`.
         observed : DataFrame | array | None
             Extra observed variables with the same rows (e.g. age, condition); a
-            DataFrame's columns name them.
+            DataFrame's columns name them. When MNE dropped rows of a modality
+            (see ``reject_by_annotation``), one row per candidate epoch/window:
+            the same rows are dropped.
 
         Returns
         -------
@@ -535,7 +607,7 @@ class MultiModalCRL(BaseCRLEstimator):
             CPDAG over the latents (named ``"{modality}:z{i}"``) followed by the observed
             variables.
         """
-        latents = self.transform(data)
+        latents, keep = self._transform(data)
         Z = np.concatenate([latents[m] for m in self.modalities_], axis=1)
         names = list(self.node_names_)
         if observed is not None:
@@ -543,6 +615,8 @@ class MultiModalCRL(BaseCRLEstimator):
             arr = observed.to_numpy() if hasattr(observed, "to_numpy") else observed
             O = check_data(arr, name="observed", ndim=2 if np.ndim(arr) == 2 else 1, min_samples=2)
             O = O.reshape(len(O), -1)
+            if keep is not None and O.shape[0] == keep.size:
+                O = O[keep]
             if O.shape[0] != Z.shape[0]:
                 raise ValueError(f"observed has {O.shape[0]} rows; data have {Z.shape[0]}")
             names += cols or [f"obs{j}" for j in range(O.shape[1])]
