@@ -558,6 +558,10 @@ class SessionCRL(BaseCRLEstimator):
     def transform(self, inst: Any) -> np.ndarray:
         """Source time courses as an array.
 
+        Every sample is transformed, those under ``BAD`` annotations included (as
+        :meth:`mne.preprocessing.ICA.get_sources`), so the output stays aligned with
+        ``inst``; annotations only decide what :meth:`fit` learns from.
+
         Parameters
         ----------
         inst : mne.io.Raw | mne.Epochs
@@ -573,6 +577,9 @@ class SessionCRL(BaseCRLEstimator):
 
     def get_sources(self, inst: Any) -> Any:
         """Source time courses as an instance of the same type, one ``misc`` channel per source.
+
+        Every sample is transformed (see :meth:`transform`); a Raw's annotations
+        are copied to the output.
 
         Parameters
         ----------
