@@ -97,6 +97,22 @@ def test_session_crl_excludes_bad_segments(sim, onset):
     assert len(raws[1].annotations) == 1 and np.abs(raws[1].get_data()).max() > 1e-4
 
 
+def test_session_crl_no_lagged_statistics_across_removed_stretch(sim):
+    raw1, bad = _with_artefact(sim.raws[1], 5.0, 4.0)
+    x = raw1.get_data()
+    first, art, last = x[:, :1000], x[:, bad], x[:, 1800:]
+    assert np.array_equal(np.nonzero(bad)[0], np.arange(1000, 1800))
+    # The same two good stretches in the other order, the artefact still between them.
+    swapped = mne.io.RawArray(np.hstack([last, art, first]), raw1.info, verbose="error")
+    swapped.set_annotations(mne.Annotations([last.shape[1] / 200.0], [4.0], ["BAD_muscle"]))
+    est = _fit(sim, [sim.raws[0], raw1, sim.raws[2]])
+    est_swapped = _fit(sim, [sim.raws[0], swapped, sim.raws[2]])
+    # Effective sample sizes come from autocorrelations within each stretch only, so the
+    # order of the stretches cannot matter (a product across the join would make it matter).
+    np.testing.assert_allclose(est_swapped.n_eff_, est.n_eff_, rtol=1e-8)
+    np.testing.assert_allclose(est_swapped.patterns_, est.patterns_, rtol=1e-6, atol=1e-12)
+
+
 def test_session_crl_single_raw_drops_labels_of_bad_samples(sim):
     raw1, _ = _with_artefact(sim.raws[1], 5.0, 4.0)
     raws = [sim.raws[0], raw1, sim.raws[2]]
