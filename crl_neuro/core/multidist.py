@@ -59,19 +59,28 @@ its encoded latents (:mod:`crl_neuro.core.nonlinear`).
 
 from __future__ import annotations
 
-import logging
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import TransformerMixin
 
-from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import (
+    ArraySpec,
+    BaseCRLEstimator,
+    check_is_fitted,
+    fill_doc,
+    logger,
+    logger_verbosity,
+)
 from crl_neuro.core.validation import (
     check_choice,
     check_data,
     check_domains,
     check_float,
     check_int,
+    check_n_features,
     check_n_latents,
+    check_random_state,
 )
 
 __all__ = [
@@ -82,7 +91,6 @@ __all__ = [
     "effective_n",
 ]
 
-logger = logging.getLogger("crl_neuro")
 _REWEIGHT = True
 _EPS_FACTOR = 3.0
 
@@ -488,7 +496,8 @@ def effective_n(Z: np.ndarray, max_lag: int = 100, pairwise: bool = False) -> An
 # --------------------------------------------------------------------------- #
 # Estimator
 # --------------------------------------------------------------------------- #
-class MultiDistributionCRL(BaseCRLEstimator):
+@fill_doc
+class MultiDistributionCRL(TransformerMixin, BaseCRLEstimator):
     """Latent variables with changing causal relations, learned across domains.
 
     Linear mixing ``x = A z + noise``: finds the unmixing under which the latent
@@ -519,12 +528,9 @@ class MultiDistributionCRL(BaseCRLEstimator):
     max_iter : int | None
         Linear: maximum number of alternations (default 100). Nonlinear: maximum
         number of epochs (default 200).
-    device : {"cpu", "cuda", "auto"}
-        Torch device of the nonlinear path (the linear path runs on numpy, CPU).
-    random_state : int | RandomState | None
-        Seeds the random restarts of :func:`sparsity_search`.
-    verbose : int
-        Verbosity (logs to the ``crl_neuro`` logger).
+    %(device)s
+    %(random_state)s
+    %(verbose)s
     n_init : int
         Nonlinear mixing only: number of VAE trainings from different seeds; the
         one with the best validation objective is kept (each costs one fit: 6
@@ -615,6 +621,7 @@ class MultiDistributionCRL(BaseCRLEstimator):
             check_int(self.max_iter, "max_iter", min_value=1)
         check_choice(self.device, "device", ["cpu", "cuda", "auto"])
         check_int(self.n_init, "n_init", min_value=1)
+        check_random_state(self.random_state)
 
     def fit(self, X: Any, domains: Any, init_unmixing: Any = None) -> "MultiDistributionCRL":
         """Fit the unmixing and the latent Markov network.
@@ -694,11 +701,10 @@ class MultiDistributionCRL(BaseCRLEstimator):
         self.n_eff_ = n_eff
         self.penalty_ = float(res["lam"])
         self.n_iter_ = int(res["n_iter"])
-        if self.verbose:
-            logger.info(
-                "MultiDistributionCRL: %d iterations, %d edges, penalty %.3g",
-                self.n_iter_, int(self.markov_network_.sum() // 2), self.penalty_,
-            )
+        logger.info(
+            "MultiDistributionCRL: %d iterations, %d edges, penalty %.3g",
+            self.n_iter_, int(self.markov_network_.sum() // 2), self.penalty_,
+        )
         return self
 
     def transform(self, X: Any) -> np.ndarray:
@@ -714,10 +720,7 @@ class MultiDistributionCRL(BaseCRLEstimator):
         """
         check_is_fitted(self, "markov_network_")
         X = check_data(X, "X", ndim=2, min_samples=1)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but the estimator was fitted with {self.n_features_in_}"
-            )
+        check_n_features(X, self.n_features_in_, self)
         if self.mixing == "nonlinear":
             from crl_neuro.core.nonlinear import encode
 
@@ -733,7 +736,7 @@ class MultiDistributionCRL(BaseCRLEstimator):
             X, codes, k,
             sparsity=1.0 if isinstance(self.sparsity, str) else float(self.sparsity),
             max_iter=200 if self.max_iter is None else self.max_iter,
-            device=self.device, random_state=self.random_state, verbose=self.verbose,
+            device=self.device, random_state=self.random_state, verbose=logger_verbosity(),
             n_init=self.n_init,
         )
         self.module_ = module.cpu().eval()

@@ -142,7 +142,7 @@ def prepare_sessions(
             x = ep.get_data(picks=names)  # (n_epochs, n_ch, n_times)
             x = np.concatenate(list(x), axis=1) if x.shape[0] else np.zeros((len(names), 0))
         if not np.all(np.isfinite(x)):
-            raise ValueError(f"session {labels[i]!r} contains NaN or infinite values")
+            raise ValueError(f"insts: session {_plain(labels[i])!r} contains NaN or infinite values")
         data.append(x)
     counts = [x.shape[1] for x in data]
     return data, info, np.asarray(labels), kind, counts
@@ -183,3 +183,8 @@ def instance_data(inst: Any, ch_names: list[str]) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError("inst contains NaN or infinite values")
     return x
+
+
+def _plain(label: Any) -> Any:
+    """A numpy scalar label as a Python value, so messages read ``0``, not ``np.int64(0)``."""
+    return label.item() if hasattr(label, "item") else label
