@@ -113,6 +113,8 @@ def _mdcrl():
             ("mixing_bad", None, {"mixing": "quadratic"}, ValueError, "mixing"),
             ("sparsity_negative", None, {"sparsity": -1.0}, ValueError, "sparsity"),
             ("n_init_zero", None, {"n_init": 0}, ValueError, "n_init"),
+            ("nonlinear_few_samples", lambda a: {"X": a["X"][::8], "domains": a["domains"][::8]},
+             {"mixing": "nonlinear"}, ValueError, "domains.*samples"),
         ],
     )
 
@@ -469,7 +471,8 @@ _ROW_IDS = {
                    "n_jobs_zero", "random_state_str", "verbose_bad"],
 }
 _ARRAY_ROWS = [r[0] for r in _array_cases()]
-_ROW_IDS["MultiDistributionCRL"] = _ARRAY_ROWS + ["mixing_bad", "sparsity_negative", "n_init_zero"]
+_ROW_IDS["MultiDistributionCRL"] = _ARRAY_ROWS + ["mixing_bad", "sparsity_negative", "n_init_zero",
+                                                  "nonlinear_few_samples"]
 _ROW_IDS["IVAE"] = _ARRAY_ROWS + ["hidden_zero", "lr_negative"]
 
 
@@ -602,6 +605,23 @@ def test_save_load_clone_get_params(name, tmp_path):
     assert set(fresh.get_params()) == set(params)
     assert fresh.set_params(random_state=7).random_state == 7
     assert fitted.random_state != 7 or params["random_state"] == 7
+
+
+def test_latent_causal_model_warns_on_few_respondents():
+    spec = _spec("LatentCausalModel")
+    small = spec.data()["data"].iloc[:40]  # 12 items, 40 respondents
+    with pytest.warns(UserWarning, match="respondents"):
+        spec.make().fit(small)
+
+
+def test_causal_rois_inverse_transform_refuses_nan():
+    _, est = _spec_and_fitted("CausalROIs")
+    signals = np.zeros((4, est.n_rois))
+    signals[1, 1] = np.nan
+    with pytest.raises(ValueError, match="signals.*NaN"):
+        est.inverse_transform(signals)
+    with pytest.raises(ValueError, match="signals.*complex"):
+        est.inverse_transform(signals[:1] * 0 + 1j)
 
 
 # ----------------------------------------------------------------------------- logging

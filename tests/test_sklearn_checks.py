@@ -13,7 +13,6 @@ Every exclusion below is listed with the reason it cannot pass by design.
 
 from __future__ import annotations
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from crl_neuro.core.multidist import MultiDistributionCRL
@@ -71,7 +70,6 @@ def _expected_failed_checks(estimator):
     return EXPECTED_FAILED[type(estimator).__name__]
 
 
-@pytest.mark.slow
 @parametrize_with_checks(
     [
         MultiDistributionCRL(2, random_state=0),

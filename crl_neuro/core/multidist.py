@@ -92,6 +92,7 @@ __all__ = [
 ]
 
 _REWEIGHT = True
+_MIN_PER_DOMAIN_NONLINEAR = 20
 _EPS_FACTOR = 3.0
 
 
@@ -517,7 +518,8 @@ class MultiDistributionCRL(TransformerMixin, BaseCRLEstimator):
         learnable adjacency with an L1 penalty, then the sparsest-Markov-network
         criterion applied to the encoded latents (torch; see
         :func:`crl_neuro.core.nonlinear.fit_nonlinear` and
-        :func:`crl_neuro.core.nonlinear.refine_latents`).
+        :func:`crl_neuro.core.nonlinear.refine_latents`). It needs at least 20
+        samples per domain (the linear path 3).
     sparsity : "auto" | float
         Penalty on the latent Markov network. Linear: ``"auto"`` uses the theory
         penalty (universal threshold of the group score, see
@@ -598,8 +600,8 @@ class MultiDistributionCRL(TransformerMixin, BaseCRLEstimator):
         sparsity: Any = "auto",
         max_iter: int | None = None,
         device: str = "cpu",
-        random_state: Any = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
         n_init: int = 3,
     ) -> None:
         self.n_latents = n_latents
@@ -643,7 +645,10 @@ class MultiDistributionCRL(TransformerMixin, BaseCRLEstimator):
         """
         self._check_params()
         X = check_data(X, "X", ndim=2, min_samples=3)
-        labels, codes = check_domains(domains, X.shape[0], min_per_domain=3)
+        # The VAE of the nonlinear path needs far more samples than the covariances of the
+        # linear one: with a handful per domain it would train, silently, on noise.
+        min_per = _MIN_PER_DOMAIN_NONLINEAR if self.mixing == "nonlinear" else 3
+        labels, codes = check_domains(domains, X.shape[0], min_per_domain=min_per)
         k = check_n_latents(self.n_latents, X, "n_latents")
         if self.mixing == "nonlinear":
             if init_unmixing is not None:

@@ -890,8 +890,8 @@ class IVAE(TransformerMixin, BaseCRLEstimator):
         batch_size: int = 512,
         lr: float = 5e-3,
         device: str = "cpu",
-        random_state: int | None = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.n_latents = n_latents
         self.hidden = hidden

@@ -27,6 +27,7 @@ from crl_neuro.core.validation import (
     check_int,
     check_magnitude,
     check_n_jobs,
+    check_real,
     check_seed,
 )
 from crl_neuro.fmri import _parcellation as _p
@@ -244,8 +245,8 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
         memory: Any = None,
         memory_level: int = 1,
         n_jobs: int = 1,
-        random_state: int | None = 0,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = 0,
+        verbose: bool | int | str | None = 0,
         background_threshold: float | None = 3.0,
         coherence_steps: int = 2,
         n_components: int | None = None,
@@ -511,7 +512,7 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
             4D image (3D for a 1D input) on the mask grid.
         """
         check_is_fitted(self, "labels_img_")
-        arr = np.asarray(signals, dtype=float)
+        arr = _check_signals(signals)
         if arr.ndim not in (1, 2) or arr.shape[-1] != self.n_rois:
             raise ValueError(
                 f"signals must have shape (n_timepoints, {self.n_rois}) or ({self.n_rois},), got {arr.shape}"
@@ -846,3 +847,17 @@ def _check_mask(mask_img: Any, ref: Any) -> None:
                 "mask_img does not overlap the images (imgs): no mask voxel falls inside their "
                 "field of view; check that both are in the same space"
             )
+
+
+def _check_signals(signals: Any) -> np.ndarray:
+    """ROI signals as a finite float array (NaN would silently give NaN images)."""
+    if signals is None or isinstance(signals, (str, bytes)):
+        raise TypeError(f"signals must be an array of ROI signals, got {type(signals).__name__}")
+    arr = np.asarray(signals)
+    check_real(arr, "signals")
+    try:
+        arr = arr.astype(float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"signals must contain numbers: {err}") from err
+    check_magnitude(arr, "signals")
+    return arr

@@ -160,8 +160,8 @@ class CausalImageModel(BaseCRLEstimator):
         lr: float = 2e-3,
         n_iter_no_change: int | None = 8,
         device: str = "cpu",
-        random_state: Any = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.graph = graph
         self.alpha = alpha

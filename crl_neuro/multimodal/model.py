@@ -213,8 +213,8 @@ class MultiModalCRL(TransformerMixin, BaseCRLEstimator):
         align: str | None = "pcor",
         unwarp: bool = True,
         device: str = "cpu",
-        random_state: int | None = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.latent_dims = latent_dims
         self.sparsity = sparsity

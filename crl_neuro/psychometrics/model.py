@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,6 +40,9 @@ from crl_neuro.psychometrics.structure import learn_latent_structure
 
 __all__ = ["LatentCausalModel"]
 
+
+# Below this many respondents per item the rank tests lose power (a documented warning).
+_MIN_ROWS_PER_ITEM = 5
 
 def _validate_table(data: Any, name: str = "data", allow_nan: bool = True) -> tuple[np.ndarray, list[str]]:
     """Numeric copy of a DataFrame/array and its column names, with clear errors."""
@@ -173,8 +177,8 @@ class LatentCausalModel(TransformerMixin, BaseCRLEstimator):
         detect_hidden: bool = True,
         n_bootstrap: int = 0,
         n_jobs: int | None = None,
-        random_state: int | None = 0,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = 0,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.method = method
         self.alpha = alpha
@@ -216,6 +220,12 @@ class LatentCausalModel(TransformerMixin, BaseCRLEstimator):
             raise ValueError(
                 f"data has {n} rows (respondents) for {p} items; need more respondents than items (n_samples={n})"
             )
+        if n < _MIN_ROWS_PER_ITEM * p:
+            warnings.warn(
+                f"data has {n} respondents for {p} items (fewer than {_MIN_ROWS_PER_ITEM} per item): "
+                "the rank tests have little power, so distinct latents may be merged into one",
+                UserWarning, stacklevel=3,
+            )
         if np.isnan(X).all(axis=0).any():
             bad = [names[i] for i in np.flatnonzero(np.isnan(X).all(axis=0))]
             raise ValueError(f"data has item(s) with no answers: {bad[:5]}")
@@ -252,6 +262,12 @@ class LatentCausalModel(TransformerMixin, BaseCRLEstimator):
         Returns
         -------
         self : LatentCausalModel
+
+        Warns
+        -----
+        UserWarning
+            If ``data`` has fewer than 5 respondents per item: the rank tests then
+            lack power and distinct latents may be merged.
         """
         self._check_params()
         # One draw per fit: an int is kept as is (deterministic), None/RandomState draw.

@@ -168,8 +168,8 @@ class CEMPolicy(BaseCRLEstimator):
         warmup_episodes: int = 10,
         max_episode_steps: int | None = None,
         eval_episodes: int = 5,
-        random_state: int | None = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.features = features
         self.n_iter = n_iter

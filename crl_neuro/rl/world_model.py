@@ -95,7 +95,13 @@ from crl_neuro.core.base import (
     logger_verbosity,
 )
 from crl_neuro.core.training import fit_torch, resolve_device, torch_seed
-from crl_neuro.core.validation import check_choice, check_float, check_int, check_magnitude, check_real
+from crl_neuro.core.validation import (
+    check_choice,
+    check_float,
+    check_int,
+    check_magnitude,
+    check_real,
+)
 from crl_neuro.rl.envs import BLOCK_KEYS
 
 __all__ = ["IFactorWorldModel", "block_r2_matrix"]
@@ -461,8 +467,8 @@ class IFactorWorldModel(TransformerMixin, BaseCRLEstimator):
         batch_size: int = 16,
         lr: float = 3e-3,
         device: str = "cpu",
-        random_state: int | None = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.block_dims = block_dims
         self.hidden = hidden
