@@ -224,7 +224,7 @@ class LatentCausalModel(TransformerMixin, BaseCRLEstimator):
             warnings.warn(
                 f"data has {n} respondents for {p} items (fewer than {_MIN_ROWS_PER_ITEM} per item): "
                 "the rank tests have little power, so distinct latents may be merged into one",
-                UserWarning, stacklevel=3,
+                UserWarning, stacklevel=5,  # _check_data < fit < two wrappers < caller
             )
         if np.isnan(X).all(axis=0).any():
             bad = [names[i] for i in np.flatnonzero(np.isnan(X).all(axis=0))]

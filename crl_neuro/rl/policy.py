@@ -31,7 +31,12 @@ from crl_neuro.core.base import (
     fill_doc,
     logger,
 )
-from crl_neuro.core.validation import check_float, check_generator, check_int
+from crl_neuro.core.validation import (
+    check_float,
+    check_generator,
+    check_int,
+    check_seed,
+)
 from crl_neuro.rl.envs import BLOCK_KEYS
 
 __all__ = ["BlockFeatures", "CEMPolicy"]
@@ -262,7 +267,8 @@ class CEMPolicy(BaseCRLEstimator):
         max_steps = (None if self.max_episode_steps is None
                      else check_int(self.max_episode_steps, "max_episode_steps", min_value=1))
         eval_episodes = check_int(self.eval_episodes, "eval_episodes", min_value=0)
-        rng = check_generator(self.random_state)
+        # the shared policy: an int seeds as before, None draws from numpy's global state
+        rng = check_generator(check_seed(self.random_state))
         self.discrete_, n_out, low, high = _space_info(env.action_space)
         if self.discrete_ and n_out == 2:
             n_out = 1  # two actions need one score, not two redundant ones
