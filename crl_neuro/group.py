@@ -49,6 +49,8 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils import Bunch
 
+from crl_neuro.core.base import logger
+
 __all__ = [
     "fit_group",
     "GroupResult",
@@ -635,7 +637,8 @@ def fit_group(
         Keyword arguments passed to every ``fit`` (e.g. a shared ``forward``); paths are
         loaded like inputs.
     verbose : int
-        ``> 0`` shows a progress bar (tqdm) and a line per failure.
+        ``> 0`` shows a progress bar (tqdm) and logs a warning per failure or refit
+        (``crl_neuro`` logger, on stderr).
 
     Returns
     -------
@@ -719,7 +722,7 @@ def fit_group(
                 if verbose:
                     why = "is damaged or has no fingerprint" if stored is None else \
                         "was fitted with other parameters or inputs"
-                    print(f"fit_group: refitting subject {sid}: {path.name} {why}", file=sys.stderr)
+                    logger.warning(f"fit_group: refitting subject {sid}: {path.name} {why}")
         pending[sid] = (seed, fp)
         tasks.append(delayed(_fit_one)(estimator, sid, inputs, fit_params, loader, seed, out_dir,
                                        inner_threads, out_dir is None, fp))
@@ -755,7 +758,7 @@ def fit_group(
                 if outcome.status == "failed":
                     if verbose:
                         last = outcome.error.strip().splitlines()[-1]
-                        print(f"fit_group: subject {outcome.subject} failed: {last}", file=sys.stderr)
+                        logger.warning(f"fit_group: subject {outcome.subject} failed: {last}")
                     if errors == "raise":
                         result = GroupResult(_ordered(items, outcomes + done))
                         raise GroupFitError(
@@ -772,8 +775,8 @@ def fit_group(
             done.extend(lost)
             failed = [o for o in lost if o.status == "failed"]
             if verbose:
-                print(f"fit_group: a worker crashed ({type(err).__name__}); "
-                      f"{len(failed)} subject(s) not finished", file=sys.stderr)
+                logger.warning(f"fit_group: a worker crashed ({type(err).__name__}); "
+                               f"{len(failed)} subject(s) not finished")
             if errors == "raise" and failed:
                 result = GroupResult(_ordered(items, outcomes + done))
                 raise GroupFitError(f"a worker crashed before subject {failed[0].subject!r} "

@@ -279,10 +279,10 @@ def test_failed_fit_restores_previous_state_or_none(X):
     with pytest.raises(RuntimeError):
         fresh.fit(X)
     assert not [k for k in vars(fresh) if k.endswith("_")]
-    # the wrapper keeps the signature and docstring of fit
+    # the wrappers keep the signature (plus the keyword-only verbose=) and docstring of fit
     import inspect
 
-    assert list(inspect.signature(SpecEstimator.fit).parameters) == ["self", "X"]
+    assert list(inspect.signature(SpecEstimator.fit).parameters) == ["self", "X", "verbose"]
     assert MultiDistributionCRL.fit.__doc__ == MultiDistributionCRL.fit.__wrapped__.__doc__
 
 

@@ -18,9 +18,13 @@ from crl_neuro.core.base import (
     ArraySpec,
     BaseCRLEstimator,
     CorruptModelError,
+    all_estimators,
     check_is_fitted,
+    fill_doc,
     load,
     read_metadata,
+    set_log_level,
+    use_log_level,
 )
 from crl_neuro.core.graphs import Graph
 from crl_neuro.core.metrics import (
@@ -44,7 +48,9 @@ __all__ = [
     "BaseCRLEstimator",
     "CorruptModelError",
     "Graph",
+    "all_estimators",
     "check_is_fitted",
+    "fill_doc",
     "graph_f1",
     "graph_scores",
     "labels_ari",
@@ -52,7 +58,9 @@ __all__ = [
     "localization_error",
     "mcc",
     "read_metadata",
+    "set_log_level",
     "shd",
+    "use_log_level",
     *sorted(_LAZY),
 ]
 

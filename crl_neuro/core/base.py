@@ -24,25 +24,45 @@ leaving new fitted attributes beside old ones.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import io
 import json
+import logging
 import os
 import pickle
 import re
 import struct
+import sys
 import uuid
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from numbers import Integral
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted as _sk_check_is_fitted
 
-__all__ = ["ArraySpec", "BaseCRLEstimator", "CorruptModelError", "check_is_fitted", "load", "read_metadata"]
+__all__ = [
+    "ArraySpec",
+    "BaseCRLEstimator",
+    "CorruptModelError",
+    "all_estimators",
+    "check_is_fitted",
+    "docdict",
+    "fill_doc",
+    "load",
+    "logger",
+    "logger_verbosity",
+    "read_metadata",
+    "set_log_level",
+    "use_log_level",
+    "verbose",
+]
 
 _FORMAT_VERSION = 1
 # Classes that may be rebuilt by ``load``: filled by ``BaseCRLEstimator.__init_subclass__``.
@@ -88,27 +108,231 @@ class ArraySpec(NamedTuple):
     optional: bool = False
 
 
-def check_is_fitted(estimator: Any, attributes: str | list[str] | None = None) -> None:
-    """Raise :class:`sklearn.exceptions.NotFittedError` if ``estimator`` is not fitted.
+# -- fitted checks -----------------------------------------------------------
+# scikit-learn's own check, re-exported so that every estimator raises the same
+# NotFittedError; BaseCRLEstimator.__sklearn_is_fitted__ tells it what "fitted" means.
+check_is_fitted = _sk_check_is_fitted
+
+
+# -- logging -----------------------------------------------------------------
+class _CurrentStderr:
+    """Write to whatever ``sys.stderr`` is at call time (pytest and notebooks swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+#: The one logger of the package. Messages go to stderr so that the CLI's product on
+#: stdout (tables, CSV) stays clean; the level is WARNING unless ``verbose`` says otherwise.
+logger = logging.getLogger("crl_neuro")
+if not any(getattr(h, "_crl_neuro", False) for h in logger.handlers):
+    _handler = logging.StreamHandler(_CurrentStderr())  # type: ignore[arg-type]
+    _handler._crl_neuro = True  # type: ignore[attr-defined]
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(_handler)
+if logger.level == logging.NOTSET:
+    logger.setLevel(logging.WARNING)
+
+_LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _verbose_level(verbose: Any, name: str = "verbose") -> int | None:
+    """Turn a ``verbose`` value into a :mod:`logging` level (``None``: leave it as is).
+
+    MNE semantics: ``True`` is INFO, ``False`` is WARNING, a string names a level.
+    An int below 10 counts verbosity as scikit-learn does (0 WARNING, 1 INFO, >= 2
+    DEBUG); from 10 on it is a :mod:`logging` level, as in MNE.
+    """
+    if verbose is None:
+        return None
+    if isinstance(verbose, (bool, np.bool_)):
+        return logging.INFO if verbose else logging.WARNING
+    if isinstance(verbose, Integral):
+        v = int(verbose)
+        if v < 0:
+            raise ValueError(f"{name} must be >= 0, got {v}")
+        if v >= 10:
+            return v
+        return (logging.WARNING, logging.INFO)[v] if v < 2 else logging.DEBUG
+    if isinstance(verbose, str):
+        if verbose.upper() not in _LEVEL_NAMES:
+            raise ValueError(f"{name} must be one of {list(_LEVEL_NAMES)} (any case), got {verbose!r}")
+        return getattr(logging, verbose.upper())
+    raise TypeError(f"{name} must be None, a bool, an int or a level name (str), "
+                    f"got {type(verbose).__name__}")
+
+
+def set_log_level(verbose: Any) -> None:
+    """Set the level of the ``crl_neuro`` logger for the rest of the session.
 
     Parameters
     ----------
-    estimator : object
-        The estimator to check.
-    attributes : str | list of str | None
-        Fitted attributes that must exist. ``None`` checks for any attribute whose
-        name ends with ``"_"`` (and does not start with ``"_"``).
+    verbose : bool | int | str | None
+        ``True``/``"INFO"`` shows progress messages, ``False``/``"WARNING"`` only
+        warnings, ``"DEBUG"`` everything; ints as in :func:`use_log_level`.
+        ``None`` resets the default (WARNING).
     """
-    if attributes is None:
-        fitted = any(k.endswith("_") and not k.startswith("_") for k in vars(estimator))
-    else:
-        attributes = [attributes] if isinstance(attributes, str) else list(attributes)
-        fitted = all(hasattr(estimator, a) for a in attributes)
-    if not fitted:
-        raise NotFittedError(
-            f"This {type(estimator).__name__} instance is not fitted yet. Call 'fit' "
-            "with appropriate arguments before using this estimator."
-        )
+    level = _verbose_level(verbose)
+    logger.setLevel(logging.WARNING if level is None else level)
+
+
+@contextlib.contextmanager
+def use_log_level(verbose: Any) -> Iterator[None]:
+    """Context manager setting the ``crl_neuro`` logger's level, then restoring it.
+
+    Parameters
+    ----------
+    verbose : bool | int | str | None
+        ``None`` changes nothing; ``True`` is INFO and ``False`` WARNING; a str names
+        a level; an int below 10 counts verbosity (0 WARNING, 1 INFO, >= 2 DEBUG) and
+        one from 10 on is a :mod:`logging` level. When MNE is already imported its
+        logger follows the same level, so MNE calls inside honour ``verbose`` too.
+    """
+    level = _verbose_level(verbose)
+    if level is None:
+        yield
+        return
+    old = logger.level
+    logger.setLevel(level)
+    mne = sys.modules.get("mne")
+    mne_ctx = (mne.utils.use_log_level(level) if mne is not None and hasattr(mne, "utils")
+               else contextlib.nullcontext())
+    try:
+        with mne_ctx:
+            yield
+    finally:
+        logger.setLevel(old)
+
+
+def logger_verbosity() -> int:
+    """Current verbosity of the ``crl_neuro`` logger as an int (0, 1 INFO, 2 DEBUG).
+
+    For code that drives a progress bar or another library's ``verbose`` (tqdm,
+    joblib) from the logger's level.
+    """
+    if logger.isEnabledFor(logging.DEBUG):
+        return 2
+    return 1 if logger.isEnabledFor(logging.INFO) else 0
+
+
+def verbose(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate an estimator method so that it accepts ``verbose=`` (MNE style).
+
+    During the call the ``crl_neuro`` logger uses the method's ``verbose`` argument
+    if given, else the estimator's ``verbose`` parameter. A method that declares
+    ``verbose`` itself receives it; otherwise the keyword is consumed here.
+    """
+    takes_verbose = "verbose" in inspect.signature(method).parameters
+
+    @functools.wraps(method)
+    def with_log_level(self: Any, *args: Any, **kwargs: Any) -> Any:
+        level = kwargs.get("verbose") if takes_verbose else kwargs.pop("verbose", None)
+        if level is None:
+            level = getattr(self, "verbose", None)
+        with use_log_level(level):
+            return method(self, *args, **kwargs)
+
+    if not takes_verbose:
+        sig = inspect.signature(method)
+        params = list(sig.parameters.values())
+        extra = inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=None)
+        at = next((i for i, p in enumerate(params) if p.kind is inspect.Parameter.VAR_KEYWORD), len(params))
+        with_log_level.__signature__ = sig.replace(parameters=[*params[:at], extra, *params[at:]])  # type: ignore[attr-defined]
+    with_log_level._crl_verbose = True  # type: ignore[attr-defined]
+    return with_log_level
+
+
+# -- shared parameter documentation ----------------------------------------------
+#: Numpydoc entries of the parameters every estimator shares; ``%(name)s`` on a line
+#: of its own in a docstring decorated with :func:`fill_doc` is replaced by the entry.
+docdict: dict[str, str] = {
+    "random_state": """\
+random_state : int | RandomState | None
+    Randomness, as in scikit-learn: an int gives the same result on every call,
+    ``None`` draws from numpy's global random state (seed it with
+    :func:`numpy.random.seed` for reproducibility), a
+    :class:`numpy.random.RandomState` is drawn from. Saving needs an int or ``None``.""",
+    "verbose": """\
+verbose : bool | int | str | None
+    Level of the ``crl_neuro`` logger during ``fit``/``transform`` (messages go to
+    stderr): ``False``/``0`` warnings only, ``True``/``1``/``"INFO"`` progress,
+    ``2``/``"DEBUG"`` details, ``None`` leaves the level as set by
+    :func:`crl_neuro.core.base.set_log_level`. Methods also accept ``verbose=`` to
+    override it for one call.""",
+    "n_jobs": """\
+n_jobs : int | None
+    Number of parallel jobs (joblib): ``None`` or ``1`` runs sequentially, ``-1``
+    uses every core. ``0`` is not allowed.""",
+    "device": """\
+device : {"cpu", "cuda", "auto"}
+    Torch device for training and inference (``"cuda:N"`` picks a GPU). ``"auto"``
+    uses CUDA when available; results are bitwise reproducible on CPU only.""",
+}
+
+_DOC_KEY = re.compile(r"^(?P<indent>[ \t]*)%\((?P<key>\w+)\)s[ \t]*$", re.MULTILINE)
+
+
+def fill_doc(obj: Any) -> Any:
+    """Replace ``%(name)s`` lines of ``obj``'s docstring by :data:`docdict` entries.
+
+    Each placeholder must be alone on its line; the entry is indented like it.
+    Unlike ``%``-formatting, other ``%`` characters in the docstring are left alone.
+
+    Parameters
+    ----------
+    obj : callable | type
+        Function, method or class whose ``__doc__`` is filled in place.
+
+    Returns
+    -------
+    obj : callable | type
+        The same object.
+    """
+    doc = obj.__doc__
+    if not doc:
+        return obj
+
+    def entry(match: re.Match[str]) -> str:
+        key = match.group("key")
+        if key not in docdict:
+            raise KeyError(f"fill_doc: no shared docstring entry {key!r} (known: {sorted(docdict)})")
+        indent = match.group("indent")
+        return "\n".join(indent + line if line else line for line in docdict[key].splitlines())
+
+    obj.__doc__ = _DOC_KEY.sub(entry, doc)
+    return obj
+
+
+# -- registry of public estimators ---------------------------------------------------
+# name -> module; classes import lazily (torch, MNE, nilearn are heavy).
+_PUBLIC_ESTIMATORS: dict[str, str] = {
+    "CausalImageModel": "crl_neuro.generative.model",
+    "CausalROIs": "crl_neuro.fmri.causal_rois",
+    "CEMPolicy": "crl_neuro.rl.policy",
+    "IFactorWorldModel": "crl_neuro.rl.world_model",
+    "IVAE": "crl_neuro.core.nonlinear",
+    "LatentCausalModel": "crl_neuro.psychometrics.model",
+    "MultiDistributionCRL": "crl_neuro.core.multidist",
+    "MultiModalCRL": "crl_neuro.multimodal.model",
+    "SessionCRL": "crl_neuro.meeg.session_crl",
+}
+
+
+def all_estimators() -> dict[str, type]:
+    """Return the public crl_neuro estimators, name -> class (imports their modules).
+
+    Returns
+    -------
+    estimators : dict
+        Every public subclass of :class:`BaseCRLEstimator`, sorted by name.
+    """
+    import importlib
+
+    return {name: getattr(importlib.import_module(mod), name)
+            for name, mod in sorted(_PUBLIC_ESTIMATORS.items())}
 
 
 class BaseCRLEstimator(BaseEstimator):
@@ -138,6 +362,15 @@ class BaseCRLEstimator(BaseEstimator):
         fit = cls.__dict__.get("fit")
         if callable(fit) and not getattr(fit, "_crl_rolls_back", False):
             cls.fit = _rollback_on_failure(fit)
+        # Every entry point accepts verbose= and logs at the estimator's level.
+        for name in _VERBOSE_METHODS:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_crl_verbose", False):
+                setattr(cls, name, verbose(method))
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether ``fit`` has run: any public attribute ending in ``_`` exists."""
+        return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
 
     # -- hooks for subclasses -------------------------------------------------
     def _extra_state(self) -> dict[str, bytes]:
@@ -488,6 +721,10 @@ def _check_fitted_arrays(cls: type, fitted: dict[str, Any], module_names: list[s
                     f"should be {want_size} ({want if isinstance(want, str) else 'size'} from "
                     f"{origin})"
                 )
+
+
+# Methods wrapped with :func:`verbose` in every subclass.
+_VERBOSE_METHODS = ("fit", "transform", "fit_transform", "inverse_transform", "predict", "score")
 
 
 def _rollback_on_failure(fit: Callable[..., Any]) -> Callable[..., Any]:

@@ -59,19 +59,28 @@ its encoded latents (:mod:`crl_neuro.core.nonlinear`).
 
 from __future__ import annotations
 
-import logging
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import TransformerMixin
 
-from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import (
+    ArraySpec,
+    BaseCRLEstimator,
+    check_is_fitted,
+    fill_doc,
+    logger,
+    logger_verbosity,
+)
 from crl_neuro.core.validation import (
     check_choice,
     check_data,
     check_domains,
     check_float,
     check_int,
+    check_n_features,
     check_n_latents,
+    check_random_state,
 )
 
 __all__ = [
@@ -82,8 +91,8 @@ __all__ = [
     "effective_n",
 ]
 
-logger = logging.getLogger("crl_neuro")
 _REWEIGHT = True
+_MIN_PER_DOMAIN_NONLINEAR = 20
 _EPS_FACTOR = 3.0
 
 
@@ -503,7 +512,8 @@ def effective_n(
 # --------------------------------------------------------------------------- #
 # Estimator
 # --------------------------------------------------------------------------- #
-class MultiDistributionCRL(BaseCRLEstimator):
+@fill_doc
+class MultiDistributionCRL(TransformerMixin, BaseCRLEstimator):
     """Latent variables with changing causal relations, learned across domains.
 
     Linear mixing ``x = A z + noise``: finds the unmixing under which the latent
@@ -523,7 +533,8 @@ class MultiDistributionCRL(BaseCRLEstimator):
         learnable adjacency with an L1 penalty, then the sparsest-Markov-network
         criterion applied to the encoded latents (torch; see
         :func:`crl_neuro.core.nonlinear.fit_nonlinear` and
-        :func:`crl_neuro.core.nonlinear.refine_latents`).
+        :func:`crl_neuro.core.nonlinear.refine_latents`). It needs at least 20
+        samples per domain (the linear path 3).
     sparsity : "auto" | float
         Penalty on the latent Markov network. Linear: ``"auto"`` uses the theory
         penalty (universal threshold of the group score, see
@@ -534,12 +545,9 @@ class MultiDistributionCRL(BaseCRLEstimator):
     max_iter : int | None
         Linear: maximum number of alternations (default 100). Nonlinear: maximum
         number of epochs (default 200).
-    device : {"cpu", "cuda", "auto"}
-        Torch device of the nonlinear path (the linear path runs on numpy, CPU).
-    random_state : int | RandomState | None
-        Seeds the random restarts of :func:`sparsity_search`.
-    verbose : int
-        Verbosity (logs to the ``crl_neuro`` logger).
+    %(device)s
+    %(random_state)s
+    %(verbose)s
     n_init : int
         Nonlinear mixing only: number of VAE trainings from different seeds; the
         one with the best validation objective is kept (each costs one fit: 6
@@ -607,8 +615,8 @@ class MultiDistributionCRL(BaseCRLEstimator):
         sparsity: Any = "auto",
         max_iter: int | None = None,
         device: str = "cpu",
-        random_state: Any = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
         n_init: int = 3,
     ) -> None:
         self.n_latents = n_latents
@@ -630,6 +638,7 @@ class MultiDistributionCRL(BaseCRLEstimator):
             check_int(self.max_iter, "max_iter", min_value=1)
         check_choice(self.device, "device", ["cpu", "cuda", "auto"])
         check_int(self.n_init, "n_init", min_value=1)
+        check_random_state(self.random_state)
 
     def fit(self, X: Any, domains: Any, init_unmixing: Any = None) -> "MultiDistributionCRL":
         """Fit the unmixing and the latent Markov network.
@@ -651,7 +660,10 @@ class MultiDistributionCRL(BaseCRLEstimator):
         """
         self._check_params()
         X = check_data(X, "X", ndim=2, min_samples=3)
-        labels, codes = check_domains(domains, X.shape[0], min_per_domain=3)
+        # The VAE of the nonlinear path needs far more samples than the covariances of the
+        # linear one: with a handful per domain it would train, silently, on noise.
+        min_per = _MIN_PER_DOMAIN_NONLINEAR if self.mixing == "nonlinear" else 3
+        labels, codes = check_domains(domains, X.shape[0], min_per_domain=min_per)
         k = check_n_latents(self.n_latents, X, "n_latents")
         if self.mixing == "nonlinear":
             if init_unmixing is not None:
@@ -709,11 +721,10 @@ class MultiDistributionCRL(BaseCRLEstimator):
         self.n_eff_ = n_eff
         self.penalty_ = float(res["lam"])
         self.n_iter_ = int(res["n_iter"])
-        if self.verbose:
-            logger.info(
-                "MultiDistributionCRL: %d iterations, %d edges, penalty %.3g",
-                self.n_iter_, int(self.markov_network_.sum() // 2), self.penalty_,
-            )
+        logger.info(
+            "MultiDistributionCRL: %d iterations, %d edges, penalty %.3g",
+            self.n_iter_, int(self.markov_network_.sum() // 2), self.penalty_,
+        )
         return self
 
     def transform(self, X: Any) -> np.ndarray:
@@ -729,10 +740,7 @@ class MultiDistributionCRL(BaseCRLEstimator):
         """
         check_is_fitted(self, "markov_network_")
         X = check_data(X, "X", ndim=2, min_samples=1)
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features but the estimator was fitted with {self.n_features_in_}"
-            )
+        check_n_features(X, self.n_features_in_, self)
         if self.mixing == "nonlinear":
             from crl_neuro.core.nonlinear import encode
 
@@ -748,7 +756,7 @@ class MultiDistributionCRL(BaseCRLEstimator):
             X, codes, k,
             sparsity=1.0 if isinstance(self.sparsity, str) else float(self.sparsity),
             max_iter=200 if self.max_iter is None else self.max_iter,
-            device=self.device, random_state=self.random_state, verbose=self.verbose,
+            device=self.device, random_state=self.random_state, verbose=logger_verbosity(),
             n_init=self.n_init,
         )
         self.module_ = module.cpu().eval()

@@ -100,16 +100,26 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 from torch import nn
 
-from crl_neuro.core.base import BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import (
+    BaseCRLEstimator,
+    check_is_fitted,
+    fill_doc,
+    logger,
+    logger_verbosity,
+    use_log_level,
+)
 from crl_neuro.core.validation import (
     check_choice,
     check_data,
     check_domains,
     check_float,
     check_int,
+    check_n_features,
     check_n_latents,
+    check_seed,
 )
 
 __all__ = [
@@ -387,11 +397,7 @@ def _resolve_device(device: Any) -> torch.device:
 
 
 def _seed_from(random_state: Any) -> int:
-    if random_state is None:
-        return int(np.random.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    return check_int(random_state, "random_state", min_value=0)
+    return check_seed(random_state)
 
 
 def sparsity_weight(epoch: int, max_iter: int, sparsity: float, warmup: float, ramp: float) -> float:
@@ -447,8 +453,9 @@ def markov_network_from_adjacency(
     return M
 
 
-def _progress(iterable: Any, verbose: int, desc: str) -> Any:
-    if verbose:
+def _progress(iterable: Any, verbose: Any, desc: str) -> Any:
+    # The caller has set the logger's level from ``verbose``; INFO shows the bar.
+    if logger_verbosity() >= 1:
         try:
             from tqdm.auto import tqdm
 
@@ -467,7 +474,7 @@ def fit_nonlinear(
     max_iter: int = 200,
     device: Any = "cpu",
     random_state: Any = None,
-    verbose: int = 0,
+    verbose: Any = None,
     **options: Any,
 ) -> tuple[NonlinearCRLVAE, dict[str, Any]]:
     """Fit the nonlinear multi-distribution CRL VAE (Zhang et al., ICML 2024).
@@ -491,8 +498,10 @@ def fit_nonlinear(
     random_state : int | RandomState | None
         Seed of initialisation, mini-batches and the validation split. On CPU the
         same seed gives the same result.
-    verbose : int
-        0 silent; 1 progress bar; 2 also prints the loss every 10 epochs.
+    verbose : bool | int | str | None
+        Level of the ``crl_neuro`` logger during the fit: ``1``/``"INFO"`` shows a
+        progress bar, ``2``/``"DEBUG"`` also logs the loss every 10 epochs; ``None``
+        keeps the current level (see :func:`crl_neuro.core.base.use_log_level`).
     **options
         ``prior`` ("flow", "linear", "independent"); ``hidden`` (64, width of the
         two hidden layers of encoder and decoder); ``flow_hidden`` (16);
@@ -562,7 +571,7 @@ def fit_nonlinear(
     # fork the RNG so that seeding does not touch the caller's global torch state
     rng_devices = [dev.index or 0] if dev.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=rng_devices):
+        with torch.random.fork_rng(devices=rng_devices), use_log_level(verbose):
             fits = [_fit(X, codes, n, sparsity, max_iter, dev, (seed + r) % 2**31, verbose, opt,
                          batch_size) for r in range(n_init)]
             # restarts: keep the best validation objective (the last is kept on ties)
@@ -656,9 +665,9 @@ def _fit(X, codes, n, sparsity, max_iter, dev, seed, verbose, opt, batch_size):
         history["val_loss"].append(v)
         history["penalty_weight"].append(lam)
         history["penalty"].append(pen)
-        if verbose >= 2 and epoch % 10 == 0:
-            print(f"epoch {epoch:4d}  loss {history['loss'][-1]:.4f}  val {v:.4f}  "
-                  f"lambda {lam:.4g}  |A|_1 {pen:.4f}")
+        if epoch % 10 == 0:
+            logger.debug(f"epoch {epoch:4d}  loss {history['loss'][-1]:.4f}  val {v:.4f}  "
+                         f"lambda {lam:.4g}  |A|_1 {pen:.4f}")
         if epoch + 1 < schedule_end:
             continue
         # early stopping (only once the objective no longer changes with the schedule)
@@ -814,7 +823,8 @@ def encode(module: NonlinearCRLVAE, X: np.ndarray, device: Any = "cpu") -> np.nd
 
 
 # ----------------------------------------------------------------------------- iVAE
-class IVAE(BaseCRLEstimator):
+@fill_doc
+class IVAE(TransformerMixin, BaseCRLEstimator):
     """Identifiable VAE (Khemakhem et al., AISTATS 2020), the reference estimator.
 
     Latents are assumed *independent* given the domain, with a Gaussian prior whose
@@ -841,12 +851,9 @@ class IVAE(BaseCRLEstimator):
         Mini-batch size.
     lr : float
         Learning rate (AdamW).
-    device : {"cpu", "cuda", "auto"}
-        Where to train.
-    random_state : int | None
-        Seed; on CPU the same seed gives the same result.
-    verbose : int
-        0 silent, 1 progress bar, 2 loss printouts.
+    %(device)s
+    %(random_state)s
+    %(verbose)s
 
     Attributes
     ----------
@@ -883,8 +890,8 @@ class IVAE(BaseCRLEstimator):
         batch_size: int = 512,
         lr: float = 5e-3,
         device: str = "cpu",
-        random_state: int | None = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.n_latents = n_latents
         self.hidden = hidden
@@ -913,10 +920,9 @@ class IVAE(BaseCRLEstimator):
         labels, codes = check_domains(domains, X.shape[0])
         check_int(self.hidden, "hidden", min_value=1)
         check_float(self.lr, "lr", min_value=0.0, inclusive=False)
-        check_int(self.verbose, "verbose", min_value=0)
         module, info = fit_nonlinear(
             X, codes, self.n_latents, sparsity=0.0, max_iter=self.max_iter,
-            device=self.device, random_state=self.random_state, verbose=self.verbose,
+            device=self.device, random_state=self.random_state, verbose=logger_verbosity(),
             prior="independent", hidden=self.hidden, batch_size=self.batch_size, lr=self.lr,
             warmup=0.0, ramp=0.0, refine=False,
         )
@@ -941,6 +947,8 @@ class IVAE(BaseCRLEstimator):
         Z : ndarray, shape (n_samples, n_latents)
         """
         check_is_fitted(self, "module_")
+        X = check_data(X, "X", min_samples=1)
+        check_n_features(X, self.n_features_in_, self)
         return encode(self.module_, X, self.device)
 
     def fit_transform(self, X: Any, domains: Any) -> np.ndarray:

@@ -96,30 +96,18 @@ def torch_seed(random_state: Any = None) -> int:
     Parameters
     ----------
     random_state : None | int | numpy.random.RandomState | numpy.random.Generator
-        ``int`` is used as is (must be in ``[0, 2**32)``); ``None`` draws fresh entropy;
-        a RandomState/Generator is advanced by one draw.
+        ``int`` is used as is (must be in ``[0, 2**32)``); ``None`` draws from numpy's
+        global RandomState (as scikit-learn); a RandomState/Generator is advanced by
+        one draw.
 
     Returns
     -------
     seed : int
     """
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(random_state, (bool, np.bool_)):
-        raise TypeError("random_state must be None, an int or a numpy random generator, got bool")
-    if isinstance(random_state, (int, np.integer)):
-        seed = int(random_state)
-        if not 0 <= seed < 2**32:
-            raise ValueError(f"random_state must be in [0, 2**32), got {seed}")
-        return seed
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**31 - 1))
-    raise TypeError(
-        "random_state must be None, an int, a numpy RandomState or Generator, got "
-        f"{type(random_state).__name__}"
-    )
+    from crl_neuro.core.validation import check_seed
+
+    # One policy for every estimator (see crl_neuro.core.validation.check_seed).
+    return check_seed(random_state)
 
 
 def seed_everything(random_state: Any = None) -> Any:

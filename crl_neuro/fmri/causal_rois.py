@@ -9,11 +9,27 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from scipy import sparse
+from sklearn.base import TransformerMixin
 from sklearn.feature_extraction.image import grid_to_graph
 
 from crl_neuro.core.abstraction import var_abstraction_error_from_data
-from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
-from crl_neuro.core.validation import check_choice, check_float, check_int
+from crl_neuro.core.base import (
+    ArraySpec,
+    BaseCRLEstimator,
+    check_is_fitted,
+    fill_doc,
+    logger,
+    logger_verbosity,
+)
+from crl_neuro.core.validation import (
+    check_choice,
+    check_float,
+    check_int,
+    check_magnitude,
+    check_n_jobs,
+    check_real,
+    check_seed,
+)
 from crl_neuro.fmri import _parcellation as _p
 from crl_neuro.fmri.roi_graph import METHODS as _GRAPH_METHODS
 from crl_neuro.fmri.roi_graph import roi_causal_graph
@@ -25,7 +41,8 @@ _MIN_TIMEPOINTS = 10
 _SPARE_CLUSTERS = 2
 
 
-class CausalROIs(BaseCRLEstimator):
+@fill_doc
+class CausalROIs(TransformerMixin, BaseCRLEstimator):
     """Learn ROIs that are a constructive causal abstraction of voxel-level dynamics.
 
     An ROI is a good causal variable when intervening on it is well defined, i.e. when
@@ -57,12 +74,9 @@ class CausalROIs(BaseCRLEstimator):
         Cache of the masking step (Nilearn convention).
     memory_level : int
         Nilearn caching level.
-    n_jobs : int
-        Runs masked in parallel with joblib.
-    random_state : int | None
-        Seed of the PCA.
-    verbose : int
-        Verbosity.
+    %(n_jobs)s
+    %(random_state)s
+    %(verbose)s
     background_threshold : float | None
         Robust z threshold of the background rule (see above). Higher keeps fewer
         voxels. ``None`` assigns every mask voxel to an ROI.
@@ -231,8 +245,8 @@ class CausalROIs(BaseCRLEstimator):
         memory: Any = None,
         memory_level: int = 1,
         n_jobs: int = 1,
-        random_state: int | None = 0,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = 0,
+        verbose: bool | int | str | None = 0,
         background_threshold: float | None = 3.0,
         coherence_steps: int = 2,
         n_components: int | None = None,
@@ -307,10 +321,11 @@ class CausalROIs(BaseCRLEstimator):
         n_glob = self.nuisance_components
         if not (n_glob == "auto"):
             n_glob = check_int(n_glob, "nuisance_components", 0)
-        seed = 0 if self.random_state is None else check_int(self.random_state, "random_state", 0)
+        seed = _check_shared_params(self.random_state, self.n_jobs)
         self._check_signal_params()
 
         runs, single = _check_imgs(imgs, "imgs", min_timepoints=max(_MIN_TIMEPOINTS, 3 * (n_lags + 1)))
+        _check_mask(self.mask_img, runs[0])
         if method == "cdnod" and len(runs) < 2:
             raise ValueError("graph_method='cdnod' needs imgs with at least 2 runs (the run index is the domain)")
         conf = _check_confounds(confounds, len(runs))
@@ -401,11 +416,10 @@ class CausalROIs(BaseCRLEstimator):
         err, per_roi = _abstraction_error(Zs, labels, conn, n_rois, seed=seed)
         self.abstraction_error_ = err
         self.roi_consistency_ = np.clip(1.0 - per_roi, 0.0, 1.0)
-        if self.verbose:
-            print(
-                f"[CausalROIs] {len(runs)} run(s), {n_vox} mask voxels, "
-                f"{int((labels > 0).sum())} in ROIs, abstraction error {err:.3f}"
-            )
+        logger.info(
+            f"[CausalROIs] {len(runs)} run(s), {n_vox} mask voxels, "
+            f"{int((labels > 0).sum())} in ROIs, abstraction error {err:.3f}"
+        )
         return self
 
     def _check_signal_params(self) -> None:
@@ -439,7 +453,7 @@ class CausalROIs(BaseCRLEstimator):
             t_r=self.t_r,
             memory=self.memory,
             memory_level=self.memory_level,
-            verbose=max(int(self.verbose) - 1, 0),
+            verbose=max(logger_verbosity() - 1, 0),  # Nilearn talks one level below us
         )
 
     def _labels_masker(self):
@@ -498,7 +512,7 @@ class CausalROIs(BaseCRLEstimator):
             4D image (3D for a 1D input) on the mask grid.
         """
         check_is_fitted(self, "labels_img_")
-        arr = np.asarray(signals, dtype=float)
+        arr = _check_signals(signals)
         if arr.ndim not in (1, 2) or arr.shape[-1] != self.n_rois:
             raise ValueError(
                 f"signals must have shape (n_timepoints, {self.n_rois}) or ({self.n_rois},), got {arr.shape}"
@@ -558,7 +572,7 @@ class CausalROIs(BaseCRLEstimator):
         return _abstraction_error(Zs, labels, conn, int(labels.max()), seed=self._seed())
 
     def _seed(self) -> int:
-        return 0 if self.random_state is None else int(self.random_state)
+        return check_seed(self.random_state)
 
     def _preprocess(self, Xs: list[np.ndarray], mask: np.ndarray) -> tuple[list[np.ndarray], sparse.csr_matrix, int]:
         """Z-score runs and remove background nuisance components (as in :meth:`fit`)."""
@@ -689,6 +703,7 @@ def _check_imgs(imgs: Any, name: str, min_timepoints: int) -> tuple[list, bool]:
         data = np.asarray(img.dataobj)
         if np.issubdtype(data.dtype, np.floating) and not np.all(np.isfinite(data)):
             raise ValueError(f"{where} contains NaN or infinite values")
+        check_magnitude(data, where)
         if runs:
             ref = runs[0]
             if img.shape[:3] != ref.shape[:3]:
@@ -793,3 +808,56 @@ def _nifti_bytes(img: Any) -> bytes:
     img = nib.Nifti1Image(np.asarray(img.dataobj), img.affine, img.header)
     return img.to_bytes()
 
+
+def _check_shared_params(random_state: Any, n_jobs: Any) -> int:
+    """Validate ``n_jobs`` and return the fit's seed (scikit-learn ``random_state`` policy).
+
+    An int is used as is (same ROIs on every fit); ``None`` draws a seed from numpy's
+    global random state instead of silently meaning 0.
+    """
+    check_n_jobs(n_jobs)
+    return check_seed(random_state)
+
+
+def _check_mask(mask_img: Any, ref: Any) -> None:
+    """Check ``mask_img``: a 3D image with voxels inside the field of view of ``ref``.
+
+    A mask on another grid is resampled by the Nilearn masker (nearest neighbour);
+    here it must at least keep some voxels once on the grid of the images.
+    """
+    if mask_img is None:
+        return
+    from nilearn.image import load_img, resample_to_img
+
+    try:
+        mask = load_img(mask_img)
+    except Exception as err:
+        raise TypeError(f"mask_img must be a 3D Niimg-like (image or path) or None: {err}") from err
+    if mask.ndim != 3:
+        raise ValueError(f"mask_img must be a 3D image, got a {mask.ndim}D image of shape {mask.shape}")
+    data = np.asarray(mask.dataobj)
+    if not np.any(data):
+        raise ValueError("mask_img is empty (no non-zero voxel)")
+    same_grid = mask.shape == ref.shape[:3] and np.allclose(mask.affine, ref.affine, atol=1e-4)
+    if not same_grid:
+        on_grid = resample_to_img(mask, ref.slicer[..., 0], interpolation="nearest",
+                                  force_resample=True, copy_header=True)
+        if not np.any(np.asarray(on_grid.dataobj)):
+            raise ValueError(
+                "mask_img does not overlap the images (imgs): no mask voxel falls inside their "
+                "field of view; check that both are in the same space"
+            )
+
+
+def _check_signals(signals: Any) -> np.ndarray:
+    """ROI signals as a finite float array (NaN would silently give NaN images)."""
+    if signals is None or isinstance(signals, (str, bytes)):
+        raise TypeError(f"signals must be an array of ROI signals, got {type(signals).__name__}")
+    arr = np.asarray(signals)
+    check_real(arr, "signals")
+    try:
+        arr = arr.astype(float)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"signals must contain numbers: {err}") from err
+    check_magnitude(arr, "signals")
+    return arr

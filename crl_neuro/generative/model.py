@@ -24,8 +24,14 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pandas as pd
 
-from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
-from crl_neuro.core.validation import check_float, check_int
+from crl_neuro.core.base import (
+    ArraySpec,
+    BaseCRLEstimator,
+    check_is_fitted,
+    fill_doc,
+    logger_verbosity,
+)
+from crl_neuro.core.validation import check_float, check_int, check_real
 from crl_neuro.generative import _scm
 
 __all__ = ["CausalImageModel"]
@@ -35,15 +41,17 @@ def _check_images(images: Any, name: str = "images", shape: tuple | None = None)
     if images is None or isinstance(images, (str, bytes, pd.DataFrame)):
         raise TypeError(f"{name} must be an array of shape (n, H, W) or (n, H, W, C), got {type(images).__name__}")
     arr = np.asarray(images)
+    check_real(arr, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must contain numbers, got dtype {arr.dtype}")
     if arr.ndim not in (3, 4):
         raise ValueError(f"{name} must have shape (n, H, W) or (n, H, W, C), got shape {arr.shape}")
-    arr = arr.astype(np.float32)
+    # Range checks on the caller's dtype: a cast to float32 first would turn 1e200 into inf.
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     if arr.size and (arr.min() < 0 or arr.max() > 1):
         raise ValueError(f"{name} must be floats in [0, 1], got values in [{arr.min():.3g}, {arr.max():.3g}]")
+    arr = arr.astype(np.float32)
     if len(arr) < 1:
         raise ValueError(f"{name} must contain at least one image")
     if shape is not None and arr.shape[1:] != tuple(shape):
@@ -51,6 +59,7 @@ def _check_images(images: Any, name: str = "images", shape: tuple | None = None)
     return arr
 
 
+@fill_doc
 class CausalImageModel(BaseCRLEstimator):
     """Causally consistent image generation, interventions and counterfactual edits.
 
@@ -89,12 +98,9 @@ class CausalImageModel(BaseCRLEstimator):
         Adam learning rate.
     n_iter_no_change : int | None
         Early-stopping patience (epochs) on a 10 % validation split.
-    device : str
-        Torch device (``"cpu"``, ``"cuda"``, ``"auto"``).
-    random_state : None | int
-        Seeds the networks, training and noise resampling.
-    verbose : int
-        0 silent; 1 progress bar.
+    %(device)s
+    %(random_state)s
+    %(verbose)s
 
     Attributes
     ----------
@@ -154,8 +160,8 @@ class CausalImageModel(BaseCRLEstimator):
         lr: float = 2e-3,
         n_iter_no_change: int | None = 8,
         device: str = "cpu",
-        random_state: Any = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.graph = graph
         self.alpha = alpha
@@ -258,7 +264,6 @@ class CausalImageModel(BaseCRLEstimator):
         check_float(self.lr, "lr", min_value=0.0, inclusive=False)
         if self.n_iter_no_change is not None:
             check_int(self.n_iter_no_change, "n_iter_no_change", min_value=1)
-        check_int(self.verbose, "verbose", min_value=0)
         dev = resolve_device(self.device)
         seed = torch_seed(self.random_state)
 
@@ -298,7 +303,7 @@ class CausalImageModel(BaseCRLEstimator):
                 module, lambda m, b: m.loss(b[0], b[1]), (Xt, S.astype(np.float32)),
                 max_iter=max_iter, batch_size=min(batch_size, n), lr=self.lr,
                 validation_fraction=0.1, patience=self.n_iter_no_change, device=dev,
-                verbose=self.verbose, random_state=seed, clip_grad_norm=100.0,
+                verbose=logger_verbosity(), random_state=seed, clip_grad_norm=100.0,
             )
         finally:
             torch.set_num_threads(old_threads)

@@ -232,7 +232,7 @@ def prepare_sessions(
         else:
             x, seg = _epochs_part(inst, names, idx)
         if not np.all(np.isfinite(x)):
-            raise ValueError(f"session {labels[i]!r} contains NaN or infinite values")
+            raise ValueError(f"insts: session {_plain(labels[i])!r} contains NaN or infinite values")
         data.append(x)
         segments.append(seg)
     counts = [x.shape[1] for x in data]
@@ -269,3 +269,8 @@ def instance_data(inst: Any, ch_names: list[str]) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise ValueError("inst contains NaN or infinite values")
     return x
+
+
+def _plain(label: Any) -> Any:
+    """A numpy scalar label as a Python value, so messages read ``0``, not ``np.int64(0)``."""
+    return label.item() if hasattr(label, "item") else label

@@ -56,14 +56,21 @@ the causal relations (or source variances) change across at least two sessions.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import TransformerMixin
 
-from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import (
+    ArraySpec,
+    BaseCRLEstimator,
+    check_is_fitted,
+    fill_doc,
+    logger,
+    use_log_level,
+)
 from crl_neuro.core.changes import mechanism_changes
 from crl_neuro.core.multidist import (
     effective_n,
@@ -71,7 +78,12 @@ from crl_neuro.core.multidist import (
     pham_ajd,
     sparsity_search,
 )
-from crl_neuro.core.validation import check_float, check_int
+from crl_neuro.core.validation import (
+    check_float,
+    check_int,
+    check_n_jobs,
+    check_random_state,
+)
 from crl_neuro.meeg import _io
 from crl_neuro.meeg.localization import (
     _check_forward,
@@ -114,9 +126,8 @@ def _subtract_noise(covs: np.ndarray, noise: np.ndarray) -> np.ndarray:
 
 
 def _log_context(verbose: Any):
-    from mne.utils import use_log_level
-
-    return contextlib.nullcontext() if verbose is None else use_log_level(verbose)
+    # crl_neuro's verbose semantics; MNE's logger follows the same level inside.
+    return use_log_level(verbose)
 
 
 def _session_cov(x: np.ndarray, Wn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,7 +136,8 @@ def _session_cov(x: np.ndarray, Wn: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return y, y @ y.T / y.shape[1], x.mean(axis=1)
 
 
-class SessionCRL(BaseCRLEstimator):
+@fill_doc
+class SessionCRL(TransformerMixin, BaseCRLEstimator):
     """Causal representation learning of brain sources across M/EEG sessions.
 
     Learns ``n_sources`` source time courses whose causal relations change
@@ -159,13 +171,9 @@ class SessionCRL(BaseCRLEstimator):
         (see ``benchmarks/bench_meeg_changes.py``). With two sessions no edge is
         flagged: two covariances can always be diagonalised jointly, so a change
         of strength cannot be told from estimation error of the sources.
-    random_state : int | None
-        Seed of the random restarts used when no forward is given (the
-        forward-based path is deterministic).
-    n_jobs : int | None
-        Jobs for per-session work (joblib; backend set by the caller).
-    verbose : bool | str | int | None
-        MNE verbosity.
+    %(random_state)s
+    %(n_jobs)s
+    %(verbose)s
 
     Attributes
     ----------
@@ -294,8 +302,8 @@ class SessionCRL(BaseCRLEstimator):
             check_float(self.sparsity, "sparsity", min_value=0.0)
         check_float(self.alpha, "alpha", min_value=0.0, max_value=1.0, inclusive=False)
         check_float(self.min_change, "min_change", min_value=0.0, max_value=1.0)
-        if self.n_jobs is not None:
-            check_int(self.n_jobs, "n_jobs")
+        check_n_jobs(self.n_jobs)
+        check_random_state(self.random_state)
 
     def fit(
         self, insts: Any, sessions: Any = None, forward: Any = None, reject_by_annotation: bool = True
@@ -336,7 +344,7 @@ class SessionCRL(BaseCRLEstimator):
         import mne
         from joblib import Parallel, delayed
         from mne.cov import compute_whitener
-        from mne.utils import logger, warn
+        from mne.utils import warn
 
         self._check_params()
         if forward is not None:
@@ -349,6 +357,7 @@ class SessionCRL(BaseCRLEstimator):
         if noise_cov is None:
             warn("noise_cov is None: using an ad-hoc diagonal noise covariance (mne.make_ad_hoc_cov)")
             noise_cov = mne.make_ad_hoc_cov(info, verbose=False)
+        _check_noise_cov_channels(noise_cov, info)
         Wn, _, rank = compute_whitener(
             noise_cov, info, pca=True, return_rank=True, verbose=False
         )
@@ -776,3 +785,13 @@ class SessionCRL(BaseCRLEstimator):
             if n_ch != self.patterns_.shape[0]:
                 raise ValueError(f"info_ has {n_ch} channels but patterns_ has "
                                  f"{self.patterns_.shape[0]} rows")
+
+
+def _check_noise_cov_channels(noise_cov: Any, info: Any) -> None:
+    """Refuse a noise covariance that lacks some of the data's good channels (our message)."""
+    missing = [ch for ch in info["ch_names"] if ch not in info["bads"] and ch not in noise_cov.ch_names]
+    if missing:
+        raise ValueError(
+            f"noise_cov lacks {len(missing)} of the data's channels (e.g. {missing[:5]}); "
+            "compute it on the same channels as insts (mne.compute_raw_covariance)"
+        )

@@ -74,8 +74,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import TransformerMixin
 
-from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
+from crl_neuro.core.base import (
+    ArraySpec,
+    BaseCRLEstimator,
+    check_is_fitted,
+    fill_doc,
+    logger_verbosity,
+)
 from crl_neuro.core.graphs import Graph
 from crl_neuro.core.validation import check_data, check_float, check_int
 
@@ -128,7 +135,8 @@ def _align_dropped_rows(
     return out, keep
 
 
-class MultiModalCRL(BaseCRLEstimator):
+@fill_doc
+class MultiModalCRL(TransformerMixin, BaseCRLEstimator):
     """Causal representation learning from several modalities with sparse cross-modal links.
 
     Parameters
@@ -186,12 +194,9 @@ class MultiModalCRL(BaseCRLEstimator):
         After the main stage, correct each modality's latents by a smooth invertible
         map (residual flow) that makes the latents of all modalities most likely under
         a linear SEM (see the module docstring). Ignored with a single modality.
-    device : str
-        ``"cpu"``, ``"cuda"`` or ``"auto"``.
-    random_state : int | None
-        Seed; same seed, same result (on CPU).
-    verbose : int
-        0 silent, 1 progress bars.
+    %(device)s
+    %(random_state)s
+    %(verbose)s
 
     Attributes
     ----------
@@ -258,8 +263,8 @@ class MultiModalCRL(BaseCRLEstimator):
         align: str | None = "pcor",
         unwarp: bool = True,
         device: str = "cpu",
-        random_state: int | None = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.latent_dims = latent_dims
         self.sparsity = sparsity
@@ -393,7 +398,6 @@ class MultiModalCRL(BaseCRLEstimator):
         batch_size = check_int(self.batch_size, "batch_size", min_value=2)
         check_float(self.lr, "lr", min_value=0.0, inclusive=False)
         check_float(self.alpha, "alpha", min_value=0.0, max_value=1.0, inclusive=False)
-        check_int(self.verbose, "verbose", min_value=0)
         if self.align not in ("pcor", "ica", None):
             raise ValueError(f"align must be 'pcor', 'ica' or None, got {self.align!r}")
         if not isinstance(self.unwarp, (bool, np.bool_)):
@@ -408,6 +412,7 @@ class MultiModalCRL(BaseCRLEstimator):
         self.__dict__.pop("alignment_", None)  # from an earlier fit
         self.modalities_ = list(dims)
         feats = self._features(data, self.modalities_, fitting=True)
+        _check_ranks(feats, dims)
         n = next(iter(feats.values())).shape[0]
         for m in self.modalities_:
             if n <= 2 * dims[m] or feats[m].shape[1] < dims[m]:
@@ -444,7 +449,7 @@ class MultiModalCRL(BaseCRLEstimator):
             module.beta = float(self.beta)
             common = dict(
                 batch_size=min(batch_size, n), lr=self.lr, validation_fraction=0.1, device=dev,
-                verbose=self.verbose, clip_grad_norm=10.0,
+                verbose=logger_verbosity(), clip_grad_norm=10.0,
             )
             loss = lambda model, batch: model.loss(batch[0])  # noqa: E731
             n_warm = max(1, int(round(warmup * max_iter)))
@@ -658,3 +663,14 @@ class MultiModalCRL(BaseCRLEstimator):
             if n != self.feature_mean_.shape[0]:
                 raise ValueError(f"config_ has {n} features but feature_mean_ has "
                                  f"{self.feature_mean_.shape[0]}")
+
+
+def _check_ranks(feats: dict[str, np.ndarray], dims: dict[str, int]) -> None:
+    """Refuse more latents than a modality's data can carry (its numerical rank)."""
+    for m, X in feats.items():
+        rank = int(np.linalg.matrix_rank(X - X.mean(axis=0)))
+        if dims[m] > rank:
+            raise ValueError(
+                f"latent_dims[{m!r}]={dims[m]} exceeds the rank of data[{m!r}] ({rank}, from "
+                f"{X.shape[1]} features and {X.shape[0]} samples); reduce latent_dims[{m!r}]"
+            )

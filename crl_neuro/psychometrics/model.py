@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.base import TransformerMixin
 
-from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
-from crl_neuro.core.validation import check_choice, check_float, check_int
+from crl_neuro.core.base import (
+    ArraySpec,
+    BaseCRLEstimator,
+    check_is_fitted,
+    fill_doc,
+    logger_verbosity,
+)
+from crl_neuro.core.validation import (
+    check_choice,
+    check_data,
+    check_float,
+    check_int,
+    check_magnitude,
+    check_n_features,
+    check_n_jobs,
+    check_real,
+    check_seed,
+)
 from crl_neuro.psychometrics.clustering import (
     describe_impure_items,
     fit_cluster_model,
@@ -23,6 +41,9 @@ from crl_neuro.psychometrics.structure import learn_latent_structure
 __all__ = ["LatentCausalModel"]
 
 
+# Below this many respondents per item the rank tests lose power (a documented warning).
+_MIN_ROWS_PER_ITEM = 5
+
 def _validate_table(data: Any, name: str = "data", allow_nan: bool = True) -> tuple[np.ndarray, list[str]]:
     """Numeric copy of a DataFrame/array and its column names, with clear errors."""
     if isinstance(data, pd.DataFrame):
@@ -33,25 +54,39 @@ def _validate_table(data: Any, name: str = "data", allow_nan: bool = True) -> tu
                 "(drop them or encode them as numbers)"
             )
         names = [str(c) for c in data.columns]
+        for c in data.columns:
+            check_real(data[c].to_numpy(), f"{name}[{c!r}]")
         X = data.to_numpy(dtype=float, na_value=np.nan, copy=True)
     else:
         if data is None:
             raise TypeError(f"{name} must be a DataFrame or 2D array of item responses, got None")
-        arr = np.asarray(data)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise TypeError(f"{name} must contain numbers, got dtype {arr.dtype}")
-        if arr.ndim != 2:
-            raise ValueError(f"{name} must be 2D (n_respondents, n_items), got shape {arr.shape}")
-        X = np.array(arr, dtype=float, copy=True)
+        # the shared checks (sparse, object, complex, dimensions), NaN = missing answer
+        X = check_data(data, name, ndim=2, min_samples=1, min_features=1, allow_nan=allow_nan)
         names = [f"X{i + 1}" for i in range(X.shape[1])]
-    if np.isinf(X).any():
-        raise ValueError(f"{name} contains infinite values")
-    if not allow_nan and np.isnan(X).any():
-        raise ValueError(f"{name} contains NaN")
+    check_magnitude(X, name, allow_nan=allow_nan)
     return X, names
 
 
-class LatentCausalModel(BaseCRLEstimator):
+def _check_duplicate_items(X: np.ndarray, names: list[str], name: str = "data") -> None:
+    """Refuse items that repeat another item (up to sign and scale).
+
+    Two identical items make the correlation matrix singular, and the rank tests and
+    the score weights then blow up (weights of 1e4 and more) instead of failing.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Z = (X - np.nanmean(X, axis=0)) / np.nanstd(X, axis=0)
+    for j in range(1, Z.shape[1]):
+        for i in range(j):
+            for sign in (1.0, -1.0):
+                if np.allclose(Z[:, i], sign * Z[:, j], atol=1e-10, equal_nan=True):
+                    raise ValueError(
+                        f"{name} has duplicate items {names[i]!r} and {names[j]!r} (equal up to "
+                        "sign and scale); drop one of them"
+                    )
+
+
+@fill_doc
+class LatentCausalModel(TransformerMixin, BaseCRLEstimator):
     """Latent variables behind questionnaire items and the causal structure among them.
 
     A linear latent-variable model is assumed (RLCD setting, Dong et al. ICLR 2024):
@@ -93,12 +128,9 @@ class LatentCausalModel(BaseCRLEstimator):
         Whether to search for latents without items.
     n_bootstrap : int
         Bootstrap resamples for edge stability (0 disables it).
-    n_jobs : int | None
-        Parallel bootstrap jobs (joblib).
-    random_state : int | None
-        Seed of parallel analysis and the bootstrap.
-    verbose : int
-        Verbosity (joblib progress messages of the bootstrap).
+    %(n_jobs)s
+    %(random_state)s
+    %(verbose)s
 
     Attributes
     ----------
@@ -145,8 +177,8 @@ class LatentCausalModel(BaseCRLEstimator):
         detect_hidden: bool = True,
         n_bootstrap: int = 0,
         n_jobs: int | None = None,
-        random_state: int | None = 0,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = 0,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.method = method
         self.alpha = alpha
@@ -161,6 +193,11 @@ class LatentCausalModel(BaseCRLEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaN is a missing answer (see ``missing``)
+        return tags
+
     # ------------------------------------------------------------------ fit
     def _check_params(self) -> None:
         check_choice(self.method, "method", ["rlcd", "causallearn-rlcd", "gin"])
@@ -172,8 +209,7 @@ class LatentCausalModel(BaseCRLEstimator):
         check_float(self.min_residual, "min_residual", 0.0, 1.0)
         check_int(self.max_cond, "max_cond", min_value=0)
         check_int(self.n_bootstrap, "n_bootstrap", min_value=0)
-        if self.random_state is not None and not isinstance(self.random_state, (int, np.integer)):
-            raise TypeError(f"random_state must be an int or None, got {type(self.random_state).__name__}")
+        check_n_jobs(self.n_jobs)
 
     def _check_data(self, data: Any) -> tuple[np.ndarray, list[str]]:
         X, names = _validate_table(data, "data")
@@ -182,7 +218,13 @@ class LatentCausalModel(BaseCRLEstimator):
             raise ValueError(f"data needs at least 4 items (columns), got {p}")
         if n <= p:
             raise ValueError(
-                f"data has {n} rows (respondents) for {p} items; need more respondents than items"
+                f"data has {n} rows (respondents) for {p} items; need more respondents than items (n_samples={n})"
+            )
+        if n < _MIN_ROWS_PER_ITEM * p:
+            warnings.warn(
+                f"data has {n} respondents for {p} items (fewer than {_MIN_ROWS_PER_ITEM} per item): "
+                "the rank tests have little power, so distinct latents may be merged into one",
+                UserWarning, stacklevel=5,  # _check_data < fit < two wrappers < caller
             )
         if np.isnan(X).all(axis=0).any():
             bad = [names[i] for i in np.flatnonzero(np.isnan(X).all(axis=0))]
@@ -191,6 +233,12 @@ class LatentCausalModel(BaseCRLEstimator):
         if np.any(~(sd > 0)):
             bad = [names[i] for i in np.flatnonzero(~(sd > 0))]
             raise ValueError(f"data has constant item(s) {bad[:5]}; drop them (they carry no information)")
+        _check_duplicate_items(X, names)
+        if self.n_latents is not None and self.n_latents > p // 2:
+            raise ValueError(
+                f"n_latents={self.n_latents} is more than {p} items can measure: each latent "
+                f"needs at least 2 items, so n_latents <= {p // 2}"
+            )
         if self.missing == "listwise":
             n_complete = int((~np.isnan(X).any(axis=1)).sum())
             if n_complete <= p:
@@ -214,8 +262,16 @@ class LatentCausalModel(BaseCRLEstimator):
         Returns
         -------
         self : LatentCausalModel
+
+        Warns
+        -----
+        UserWarning
+            If ``data`` has fewer than 5 respondents per item: the rank tests then
+            lack power and distinct latents may be merged.
         """
         self._check_params()
+        # One draw per fit: an int is kept as is (deterministic), None/RandomState draw.
+        seed = check_seed(self.random_state)
         X, names = self._check_data(data)
         self.feature_names_in_ = names
         self.n_features_in_ = len(names)
@@ -226,7 +282,7 @@ class LatentCausalModel(BaseCRLEstimator):
         R, n_eff = correlation_matrix(X, self.missing)
         self.n_samples_used_ = int(n_eff)
         labels, pure, removed, ties = _select_clusters(
-            R, n_eff, self.n_latents, self.min_loading, self.alpha, self.min_residual, self.random_state
+            R, n_eff, self.n_latents, self.min_loading, self.alpha, self.min_residual, seed
         )
         k = len(pure)
         if k < 1:
@@ -274,7 +330,7 @@ class LatentCausalModel(BaseCRLEstimator):
         self.item_effects_ = [[names[i], names[j]] for i, j in effects]
         self.n_rank_tests_ = int(tester.n_tests)
         self._set_score_weights(R, Lam, Phi)
-        self.edge_stability_ = self._bootstrap(X, pure, all_names, groups) if self.n_bootstrap else None
+        self.edge_stability_ = self._bootstrap(X, pure, all_names, groups, seed) if self.n_bootstrap else None
         return self
 
     def _set_score_weights(self, R: np.ndarray, Lam: np.ndarray, Phi: np.ndarray) -> None:
@@ -282,10 +338,11 @@ class LatentCausalModel(BaseCRLEstimator):
         self.score_weights_ = np.linalg.solve(R, Lam @ Phi)
 
     # ------------------------------------------------------------ bootstrap
-    def _bootstrap(self, X, pure, all_names, groups) -> pd.DataFrame:
+    def _bootstrap(self, X, pure, all_names, groups, seed: int) -> pd.DataFrame:
         k_all = len(all_names)
-        seeds = np.random.default_rng(self.random_state).integers(0, 2 ** 31 - 1, self.n_bootstrap)
-        results = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
+        seeds = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, self.n_bootstrap)
+        # joblib's own messages follow the crl_neuro logger's level
+        results = Parallel(n_jobs=self.n_jobs, verbose=5 * logger_verbosity())(
             delayed(_bootstrap_once)(X, pure, groups, k_all, self.alpha, self.max_cond,
                                      self.detect_hidden, self.missing, int(s))
             for s in seeds
@@ -364,8 +421,7 @@ class LatentCausalModel(BaseCRLEstimator):
         else:
             index = None
         X, _ = _validate_table(data, "data")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"data has {X.shape[1]} items; the model was fitted on {self.n_features_in_}")
+        check_n_features(X, self.n_features_in_, self, "data")
         Z = (X - self.item_means_) / self.item_scales_
         Z = np.where(np.isnan(Z), 0.0, Z)
         scores = Z @ self.score_weights_

@@ -24,8 +24,19 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from crl_neuro.core.base import ArraySpec, BaseCRLEstimator, check_is_fitted
-from crl_neuro.core.validation import check_float, check_generator, check_int
+from crl_neuro.core.base import (
+    ArraySpec,
+    BaseCRLEstimator,
+    check_is_fitted,
+    fill_doc,
+    logger,
+)
+from crl_neuro.core.validation import (
+    check_float,
+    check_generator,
+    check_int,
+    check_seed,
+)
 from crl_neuro.rl.envs import BLOCK_KEYS
 
 __all__ = ["BlockFeatures", "CEMPolicy"]
@@ -80,6 +91,7 @@ def _space_info(space: spaces.Space) -> tuple[bool, int, np.ndarray | None, np.n
     )
 
 
+@fill_doc
 class CEMPolicy(BaseCRLEstimator):
     """Linear policy on a feature map, trained by the cross-entropy method on real rollouts.
 
@@ -121,10 +133,8 @@ class CEMPolicy(BaseCRLEstimator):
         After each generation the mean policy is evaluated on this many episodes with
         fixed seeds (``history_["eval_return"]``; these steps are *not* counted as
         training steps). 0 disables it.
-    random_state : int | None
-        Seed of the search and of the episode seeds.
-    verbose : int
-        0 silent, 1 one line per generation.
+    %(random_state)s
+    %(verbose)s
 
     Attributes
     ----------
@@ -163,8 +173,8 @@ class CEMPolicy(BaseCRLEstimator):
         warmup_episodes: int = 10,
         max_episode_steps: int | None = None,
         eval_episodes: int = 5,
-        random_state: int | None = None,
-        verbose: int = 0,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool | int | str | None = 0,
     ) -> None:
         self.features = features
         self.n_iter = n_iter
@@ -257,8 +267,8 @@ class CEMPolicy(BaseCRLEstimator):
         max_steps = (None if self.max_episode_steps is None
                      else check_int(self.max_episode_steps, "max_episode_steps", min_value=1))
         eval_episodes = check_int(self.eval_episodes, "eval_episodes", min_value=0)
-        check_int(self.verbose, "verbose", min_value=0)
-        rng = check_generator(self.random_state)
+        # the shared policy: an int seeds as before, None draws from numpy's global state
+        rng = check_generator(check_seed(self.random_state))
         self.discrete_, n_out, low, high = _space_info(env.action_space)
         if self.discrete_ and n_out == 2:
             n_out = 1  # two actions need one score, not two redundant ones
@@ -297,10 +307,9 @@ class CEMPolicy(BaseCRLEstimator):
                 r, _, _ = self._rollouts(env, np.repeat(mean[None], eval_episodes, axis=0),
                                          eval_seeds[:eval_episodes], rng, max_steps)
                 history["eval_return"].append(float(r.mean()))
-            if self.verbose:
-                extra = f" eval {history['eval_return'][-1]:.1f}" if eval_episodes else ""
-                print(f"CEM generation {it + 1}/{n_iter}: steps {total}, mean return "
-                      f"{score.mean():.1f}, elite {score[elite].mean():.1f}{extra}")
+            extra = f" eval {history['eval_return'][-1]:.1f}" if eval_episodes else ""
+            logger.info(f"CEM generation {it + 1}/{n_iter}: steps {total}, mean return "
+                        f"{score.mean():.1f}, elite {score[elite].mean():.1f}{extra}")
         self.weights_ = mean
         self.history_ = history
         return self
