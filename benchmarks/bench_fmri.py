@@ -15,7 +15,7 @@ Methods
 -------
 ``CausalROIs``           crl_neuro.fmri.CausalROIs(n_rois=K), defaults.
 ``CausalROIs no-causal`` the same pipeline on time courses only, without its causal
-                         criterion (``segment_signal="timecourses",
+                         criterion (``innovation_weight=0,
                          merge_signal="timecourses"``): the ablation.
 ``parcel-{ward,rena,kmeans}[+1]``
                          nilearn.regions.Parcellations, K or K+1 parcels.
@@ -270,7 +270,7 @@ def m_oracle(data, K, seed, ctx):
 def methods():
     out = {
         "CausalROIs": m_causal_rois(),
-        "CausalROIs no-causal": m_causal_rois(segment_signal="timecourses", merge_signal="timecourses"),
+        "CausalROIs no-causal": m_causal_rois(innovation_weight=0.0, merge_signal="timecourses"),
     }
     for meth in ("ward", "rena", "kmeans"):
         out[f"parcel-{meth}"] = m_parcellations(meth, 0)

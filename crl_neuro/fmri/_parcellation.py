@@ -334,6 +334,7 @@ def select_coherent(coords: np.ndarray, labels: np.ndarray, n_keep: int) -> np.n
 def split_to_count(Zs: list[np.ndarray], labels: np.ndarray, adj: sparse.csr_matrix, n_clusters: int) -> np.ndarray:
     """Split the largest clusters in two (contiguous Ward on time courses) until ``n_clusters`` exist."""
     labels = labels.copy()
+    adj = sparse.csr_matrix(adj)
     while 0 < len(np.unique(labels[labels > 0])) < n_clusters:
         ks = np.unique(labels[labels > 0])
         big = ks[np.argmax([np.sum(labels == k) for k in ks])]
@@ -459,3 +460,40 @@ def absorb_small(Zs: list[np.ndarray], labels: np.ndarray, connectivity: sparse.
     out = np.zeros_like(labels)
     out[live] = new[labels[live] - 1] + 1
     return out
+
+
+def parcellate(
+    Zs: list[np.ndarray],
+    connectivity: sparse.spmatrix,
+    positions: np.ndarray,
+    n_rois: int,
+    *,
+    n_components: int,
+    n_pieces: int,
+    innovation_weight: float = 0.0,
+    merge_threshold: float = 0.9,
+    merge_signal: str = "innovations",
+    n_lags: int = 1,
+    local_average: bool = True,
+    background: bool = True,
+    trim: bool = True,
+) -> np.ndarray:
+    """The whole partition (steps 1-4 of the module docstring) on z-scored runs.
+
+    Returns labels per voxel: 0 background, ROIs 1..n_rois (at most ``n_rois``
+    distinct labels; :func:`split_to_count` tops up to exactly ``n_rois``).
+    """
+    coords, scores = denoise(Zs, n_components, connectivity if local_average else None)
+    F = unit_rows(coords)
+    if innovation_weight > 0:
+        F = np.hstack([F, innovation_weight * unit_rows(innovation_coords(coords, scores, n_lags))])
+    pieces = absorb_small(Zs, ward_labels(F, connectivity, n_pieces), connectivity)
+    labels = merge_same_variable(
+        Zs, pieces, connectivity, scores, merge_threshold, merge_signal, n_lags, positions,
+        n_target=None if background else n_rois,
+    )
+    if background:
+        labels = select_coherent(coords, labels, n_rois)
+        if trim:
+            labels = trim_to_signal(Zs, labels, connectivity)
+    return split_to_count(Zs, labels, connectivity, n_rois)

@@ -93,11 +93,12 @@ class CausalROIs(BaseCRLEstimator):
         ``True`` (default): the principal components are computed from each voxel's
         average with its grid neighbours (a region's signal is kept, white voxel
         noise shrinks), then every voxel is projected on them unsmoothed.
-    segment_signal : {"both", "innovations", "timecourses"}
-        Geometry of the over-segmentation: correlation of the denoised time courses,
-        of their innovations, or both (default; the two unit-norm coordinate sets side
-        by side). Innovations separate a driver from the region it drives even when
-        their time courses are strongly correlated.
+    innovation_weight : float
+        Weight of the innovations' geometry in the over-segmentation: each voxel's
+        unit-norm denoised time-course coordinates are joined by its unit-norm
+        innovation coordinates times this weight (0, the default, uses time courses
+        only). Innovations separate a driver from the region it drives even when
+        their time courses are strongly correlated, but they carry less signal.
     trim : bool
         With ``background=True``, return ROI voxels whose time course does not follow
         their ROI (correlation with the ROI's leave-one-out mean below the background
@@ -162,9 +163,9 @@ class CausalROIs(BaseCRLEstimator):
     3. **Over-segmentation**: Ward clustering constrained by the voxel grid
        (:func:`sklearn.feature_extraction.image.grid_to_graph`) into
        ``oversegment * n_rois`` contiguous pieces, on the unit-norm coordinates of the
-       denoised time courses and of their innovations (``segment_signal``; the
-       innovation of a voxel is what the past ``n_lags`` volumes of every principal
-       component do not predict, run by run). Pieces of fewer than 4 voxels join the
+       denoised time courses (and of their innovations, weighted by
+       ``innovation_weight``; the innovation of a voxel is what the past ``n_lags``
+       volumes of every principal component do not predict, run by run). Pieces of fewer than 4 voxels join the
        adjacent piece they correlate with most.
     4. **Same-variable merging**: per piece, the mean time course and the means of
        the two spatial halves of its voxels (split across its longest axis, so that
@@ -230,7 +231,7 @@ class CausalROIs(BaseCRLEstimator):
         n_lags: int = 1,
         local_average: bool = True,
         trim: bool = True,
-        segment_signal: str = "both",
+        innovation_weight: float = 0.0,
         graph_alpha: float = 0.05,
         graph_method: str = "auto",
         graph_lags: int | str = "auto",
@@ -250,7 +251,7 @@ class CausalROIs(BaseCRLEstimator):
         self.verbose = verbose
         self.background = background
         self.trim = trim
-        self.segment_signal = segment_signal
+        self.innovation_weight = innovation_weight
         self.n_components = n_components
         self.oversegment = oversegment
         self.merge_threshold = merge_threshold
@@ -289,7 +290,7 @@ class CausalROIs(BaseCRLEstimator):
         if tau <= 0:
             raise ValueError(f"merge_threshold must be in (0, 1], got {tau}")
         signal = check_choice(self.merge_signal, "merge_signal", ("innovations", "timecourses"))
-        segment = check_choice(self.segment_signal, "segment_signal", ("both", "innovations", "timecourses"))
+        w_inn = check_float(self.innovation_weight, "innovation_weight", 0.0, 10.0, inclusive=True)
         for name in ("background", "trim", "local_average"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
@@ -319,26 +320,13 @@ class CausalROIs(BaseCRLEstimator):
         Zs = _p.zscore_runs(Xs)
         del Xs
 
-        # -- denoise, over-segment, merge the pieces of one variable, keep the coherent ones
         n_comp = 2 * n_rois + 2 if self.n_components is None else check_int(self.n_components, "n_components", 1)
-        coords, scores = _p.denoise(Zs, n_comp, conn if self.local_average else None)
-        n_pieces = int(min(n_vox, max(overseg * n_rois, n_rois)))
-        if segment == "timecourses":
-            F = _p.unit_rows(coords)
-        else:
-            F = _p.unit_rows(_p.innovation_coords(coords, scores, n_lags))
-            if segment == "both":
-                F = np.hstack([_p.unit_rows(coords), F]) / np.sqrt(2.0)
-        pieces = _p.absorb_small(Zs, _p.ward_labels(F, conn, n_pieces), conn)
-        labels = _p.merge_same_variable(
-            Zs, pieces, conn, scores, tau, signal, n_lags, np.argwhere(mask).astype(float),
-            n_target=None if self.background else n_rois,
+        labels = _p.parcellate(
+            Zs, conn, np.argwhere(mask).astype(float), n_rois, n_components=n_comp,
+            n_pieces=int(min(n_vox, max(overseg * n_rois, n_rois))), innovation_weight=w_inn,
+            merge_threshold=tau, merge_signal=signal, n_lags=n_lags, local_average=bool(self.local_average),
+            background=bool(self.background), trim=bool(self.trim),
         )
-        if self.background:
-            labels = _p.select_coherent(coords, labels, n_rois)
-            if self.trim:
-                labels = _p.trim_to_signal(Zs, labels, conn)
-        labels = _p.split_to_count(Zs, labels, conn, n_rois)
         labels = _relabel_by_size(labels, n_rois)
 
         self.masker_ = masker
