@@ -354,7 +354,8 @@ def trim_to_signal(Zs: list[np.ndarray], labels: np.ndarray, connectivity: spars
     pooled) is compared with the correlations of the background voxels with that mean,
     which give the null (voxels without the ROI's signal, with whatever spatially
     smooth or autocorrelated noise the data carry): voxels below the background's
-    median plus ``z`` robust standard deviations (1.4826 MAD) leave the ROI. Ward
+    median plus ``z`` robust standard deviations (1.4826 MAD), and below the midpoint
+    of the null's and the ROI voxels' median correlations, leave the ROI. Ward
     pieces are cut by signal, not by noise, so their borders collect a few noise
     voxels; these are what goes. Each ROI then keeps its largest connected part, so
     ROIs stay contiguous. Without background voxels nothing changes.
@@ -382,10 +383,13 @@ def trim_to_signal(Zs: list[np.ndarray], labels: np.ndarray, connectivity: spars
         if vox.size < 3:
             continue
         null = dot[bg, k] / np.sqrt(n_t * ssq[k])
-        thr = np.median(null) + z * 1.4826 * np.median(np.abs(null - np.median(null)))
         # leave-one-out: the ROI sum without the voxel itself
         own = dot[vox, k] - n_t
         r = own / np.sqrt(n_t * np.maximum(ssq[k] - 2 * dot[vox, k] + n_t, 1e-12))
+        # below the null's tail, and closer to the null than to the ROI's own voxels: at
+        # low SNR true voxels correlate weakly too, and must not be cut
+        mid = 0.5 * (np.median(null) + np.median(r))
+        thr = min(np.median(null) + z * 1.4826 * np.median(np.abs(null - np.median(null))), mid)
         keep = vox[r > thr]
         out[vox] = 0
         if keep.size == 0:
@@ -471,7 +475,7 @@ def parcellate(
     n_components: int,
     n_pieces: int,
     innovation_weight: float = 0.0,
-    merge_threshold: float = 0.9,
+    merge_threshold: float = 0.8,
     merge_signal: str = "innovations",
     n_lags: int = 1,
     local_average: bool = True,
