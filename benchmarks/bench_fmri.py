@@ -14,8 +14,13 @@ their differences as confounds, as a careful Nilearn user would) and ``K`` = the
 Methods
 -------
 ``CausalROIs``           crl_neuro.fmri.CausalROIs(n_rois=K), defaults.
-``CausalROIs no-causal`` the same pipeline without its causal terms
-                         (``innovation_weight=0, abstraction_weight=0``): the ablation.
+``CausalROIs no-causal`` the same pipeline on time courses only, without its causal
+                         criterion (``innovation_weight=0,
+                         merge_signal="timecourses"``): the ablation.
+``CausalROIs no-trim``   the same without returning weakly following voxels to the
+                         background (``trim=False``): the trim's ablation.
+``CausalROIs innov-seg`` the option for adjacent driver/driven regions: innovation
+                         geometry in the over-segmentation too (``innovation_weight=1``).
 ``parcel-{ward,rena,kmeans}[+1]``
                          nilearn.regions.Parcellations, K or K+1 parcels.
 ``CanICA-argmax``        nilearn.decomposition.CanICA(n_components=K); each voxel gets the
@@ -269,7 +274,9 @@ def m_oracle(data, K, seed, ctx):
 def methods():
     out = {
         "CausalROIs": m_causal_rois(),
-        "CausalROIs no-causal": m_causal_rois(innovation_weight=0.0, abstraction_weight=0.0),
+        "CausalROIs no-causal": m_causal_rois(innovation_weight=0.0, merge_signal="timecourses"),
+        "CausalROIs no-trim": m_causal_rois(trim=False),
+        "CausalROIs innov-seg": m_causal_rois(innovation_weight=1.0),
     }
     for meth in ("ward", "rena", "kmeans"):
         out[f"parcel-{meth}"] = m_parcellations(meth, 0)

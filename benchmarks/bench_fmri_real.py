@@ -35,7 +35,7 @@ Methods (same masked voxels, same ``K``)
                         output names the crl_neuro version and a hash of its
                         ``fmri`` sources (the code is under active development).
 ``CausalROIs no-bg``    the same with the background rule off
-                        (``background_threshold=None``): every mask voxel in an ROI,
+                        (``background=False``): every mask voxel in an ROI,
                         which shows what the background rule buys.
 ``parcel-ward``,        ``nilearn.regions.Parcellations(method=..., n_parcels=K,
 ``parcel-kmeans``       mask=mask, standardize="zscore_sample", detrend=True, t_r=TR)``
@@ -260,7 +260,7 @@ def _provenance():
 # name -> (fitter, random?)
 METHODS = {
     "CausalROIs": (fit_causal_rois, True),
-    "CausalROIs no-bg": (lambda imgs, K, seed, ctx: fit_causal_rois(imgs, K, seed, ctx, background_threshold=None), True),
+    "CausalROIs no-bg": (lambda imgs, K, seed, ctx: fit_causal_rois(imgs, K, seed, ctx, background=False), True),
     "parcel-ward": (fit_parcellations("ward"), False),
     "parcel-kmeans": (fit_parcellations("kmeans"), True),
     "denoised-ward": (fit_denoised_ward, False),

@@ -2,17 +2,19 @@
 
 Steps (each documented where it is implemented):
 
-1. :func:`coherent_voxels` - background rule: a voxel is foreground when its time
-   course correlates with the mean of its spatial neighbours more than a
-   circular-shift null allows.
-2. :func:`causal_role_features` - per voxel, a denoised signature of its causal role:
-   the direction of its (PCA-denoised) time course *and* of its one-step innovation
-   (the part not predicted by the past of all signals, per run). Voxels of one ROI share
-   both; a driven region shares the driver's slow time course but not its innovations.
-3. :func:`agglomerate` - spatially constrained Ward clustering of these signatures into
-   ``n_init`` contiguous clusters, then merging of adjacent clusters while the merged
-   partition keeps the VAR abstraction closest to exact
-   (:func:`crl_neuro.core.abstraction.var_abstraction_error_from_data`).
+1. :func:`denoise` - PCA of all voxels' z-scored time courses (runs stacked): ROI
+   signals live in a low-dimensional subspace, voxel noise does not. Each voxel's
+   coordinates, scaled to unit norm, make Euclidean distance the correlation
+   distance of denoised time courses.
+2. :func:`ward_labels` - spatially constrained Ward clustering of those coordinates into
+   many contiguous pieces (an over-segmentation).
+3. :func:`merge_same_variable` - adjacent pieces are merged while they are the same
+   variable: the noise-corrected (disattenuated) correlation of their innovations
+   (what is new in each at every volume, given the past of all signals, run by run)
+   is close to one. Two parts of one ROI share every input and output; a driver and
+   the region it drives share slow dynamics but not their innovations.
+4. :func:`select_coherent` - the regions whose denoised mean time course is strongest
+   are the ROIs; the rest is background.
 """
 
 from __future__ import annotations
@@ -20,130 +22,69 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 from sklearn.cluster import AgglomerativeClustering
-from sklearn.utils.extmath import randomized_svd
-
-from crl_neuro.core.abstraction import var_abstraction_error_from_data
 
 
 def zscore_runs(Xs: list[np.ndarray]) -> list[np.ndarray]:
-    """Z-score every column of every run (constant columns become 0)."""
+    """Z-score every column of every run (constant columns become 0); keeps the dtype."""
     out = []
     for x in Xs:
         x = x - x.mean(axis=0)
         sd = x.std(axis=0)
         sd[sd == 0] = 1.0
-        out.append(x / sd)
+        x /= sd
+        out.append(x)
     return out
 
 
-def _neighbour_mean(x: np.ndarray, adj: sparse.csr_matrix) -> np.ndarray:
-    deg = np.asarray(adj.sum(axis=1)).ravel()
-    deg[deg == 0] = 1.0
-    return (adj @ x.T).T / deg
+def denoise(
+    Zs: list[np.ndarray], n_components: int, adjacency: sparse.spmatrix | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Leading principal components of the stacked runs, without stacking them.
 
-
-def _colcorr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    den = np.sqrt((a**2).sum(0) * (b**2).sum(0))
-    den[den == 0] = np.inf
-    return (a * b).sum(0) / den
-
-
-def coherent_voxels(
-    Zs: list[np.ndarray], adj: sparse.csr_matrix, alpha: float, n_perm: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Local-coherence test of every voxel against a circular-shift null.
-
-    The statistic of voxel ``v`` is the correlation (over all runs) between its
-    z-scored time course and the mean time course of its face neighbours. The null
-    distribution breaks the temporal alignment by circularly shifting the neighbour
-    mean by a random lag (per run), which keeps both autocorrelations; it is pooled
-    over voxels and permutations. A voxel is foreground when its statistic exceeds
-    the ``1 - alpha`` quantile of the null.
+    The (time x time) Gram matrix is assembled block by block from the runs, so memory
+    stays at the size of the data plus ``n_times**2``.
 
     Returns
     -------
-    foreground : ndarray of bool, shape (n_voxels,)
-    stat : ndarray, shape (n_voxels,)
-    threshold : float
+    coords : ndarray, shape (n_voxels, k)
+        Voxel coordinates (right singular vectors times singular values): voxel
+        ``v``'s denoised time course is ``scores @ coords[v] / s**2``-scaled.
+    scores : list of ndarray, one (n_times_r, k) per run
+        Component time courses (left singular vectors times singular values).
     """
-    nbr = [_neighbour_mean(z, adj) for z in Zs]
-    Z = np.concatenate(Zs)
-    stat = _colcorr(Z, np.concatenate(nbr))
-    null = []
-    for _ in range(n_perm):
-        shifted = []
-        for m in nbr:
-            n = m.shape[0]
-            shift = int(rng.integers(max(1, n // 4), max(2, n - n // 4)))
-            shifted.append(np.roll(m, shift, axis=0))
-        null.append(_colcorr(Z, np.concatenate(shifted)))
-    null = np.concatenate(null)
-    thr = float(np.quantile(null, 1.0 - alpha))
-    return stat > thr, stat, thr
+    sizes = [z.shape[0] for z in Zs]
+    bounds = np.cumsum([0] + sizes)
+    G = np.zeros((bounds[-1], bounds[-1]))
+    Ys = Zs
+    if adjacency is not None:
+        # component time courses from neighbourhood means: a region's signal is kept,
+        # white voxel noise shrinks by the neighbourhood size
+        W = sparse.csr_matrix(adjacency, dtype=float) + sparse.identity(adjacency.shape[0], format="csr")
+        W = sparse.diags(1.0 / np.asarray(W.sum(axis=1)).ravel()) @ W
+        Ys = [np.asarray((W @ np.asarray(z, dtype=float).T).T) for z in Zs]
+    for i, a in enumerate(Ys):
+        for j in range(i, len(Ys)):
+            blk = np.asarray(a @ Ys[j].T, dtype=float)
+            G[bounds[i] : bounds[i + 1], bounds[j] : bounds[j + 1]] = blk
+            G[bounds[j] : bounds[j + 1], bounds[i] : bounds[i + 1]] = blk.T
+    k = int(min(n_components, G.shape[0] - 1, Zs[0].shape[1]))
+    w, U = np.linalg.eigh(G)
+    order = np.argsort(w)[::-1][:k]
+    s = np.sqrt(np.clip(w[order], 1e-12, None))
+    U = U[:, order]
+    coords = np.zeros((Zs[0].shape[1], k))
+    for i, z in enumerate(Zs):
+        coords += np.asarray(z.T @ U[bounds[i] : bounds[i + 1]], dtype=float)  # = V * s
+    if adjacency is not None:
+        s = np.sqrt(np.clip((coords**2).sum(axis=0), 1e-12, None))  # scale of the raw data
+    scores = [U[bounds[i] : bounds[i + 1]] * s for i in range(len(Zs))]
+    return coords, scores
 
 
-def _lagged(x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
-    n = x.shape[0]
-    past = np.concatenate([x[p - i - 1 : n - i - 1] for i in range(p)], axis=1)
-    return past, x[p:]
-
-
-def _sqrtm_psd(C: np.ndarray) -> np.ndarray:
-    w, V = np.linalg.eigh((C + C.T) / 2)
-    return (V * np.sqrt(np.clip(w, 0, None))) @ V.T
-
-
-def causal_role_features(
-    Zs: list[np.ndarray],
-    n_components: int,
-    n_lags: int,
-    innovation_weight: float,
-    random_state: int,
-) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-    """Per-voxel causal-role signatures.
-
-    The voxels' z-scored runs are stacked and reduced by PCA to ``n_components``
-    (denoising: ROI signals live in a low-dimensional subspace, voxel noise does not).
-    Voxel ``v`` has coordinates ``c_v`` in that subspace. For every run ``r`` with
-    component scores ``S_r``, a VAR(``n_lags``) of ``S_r`` gives innovations ``E_r``.
-    The signature of ``v`` concatenates, over runs, the unit vectors
-    ``c_v Cov(S_r)^{1/2}`` (direction of its denoised time course: what
-    correlation-based parcellation uses) and ``innovation_weight * c_v Cov(E_r)^{1/2}``
-    (direction of its innovation: its own exogenous input, i.e. what is new in it
-    given the past of everything). Euclidean distances between signatures are
-    therefore correlation distances between denoised time courses and between
-    innovations, run by run, so changes of inputs across runs separate voxels too.
-
-    Returns
-    -------
-    features : ndarray, shape (n_voxels, n_runs * 2 * n_components)
-    scores : list of ndarray, one (n_times_r, n_components) per run
-    coords : ndarray, shape (n_voxels, n_components)
-    """
-    Z = np.concatenate(Zs)
-    k = int(min(n_components, min(Z.shape) - 1))
-    U, s, Vt = randomized_svd(Z, k, random_state=random_state, n_iter=4)
-    coords = Vt.T  # (n_voxels, k): voxel v's time course ~ scores @ coords[v]
-    scores, start = [], 0
-    for z in Zs:
-        scores.append(U[start : start + z.shape[0]] * s)
-        start += z.shape[0]
-    feats = []
-    for S in scores:
-        S = S - S.mean(axis=0)
-        past, now = _lagged(S, n_lags)
-        G = past.T @ past
-        coef = np.linalg.solve(G + 1e-3 * np.trace(G) / G.shape[0] * np.eye(G.shape[0]), past.T @ now)
-        E = now - past @ coef
-        for C, w in ((S.T @ S / S.shape[0], 1.0), (E.T @ E / E.shape[0], innovation_weight)):
-            f = coords @ _sqrtm_psd(C)
-            nrm = np.linalg.norm(f, axis=1, keepdims=True)
-            nrm[nrm == 0] = 1.0
-            feats.append(w * f / nrm)
-    F = np.concatenate(feats, axis=1) / np.sqrt(len(Zs))
-    return F, scores, coords
+def unit_rows(F: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit norm (zero rows stay zero)."""
+    nrm = np.linalg.norm(F, axis=1, keepdims=True)
+    return F / np.where(nrm > 0, nrm, 1.0)
 
 
 def ward_labels(F: np.ndarray, connectivity: sparse.spmatrix, n_clusters: int) -> np.ndarray:
@@ -187,7 +128,7 @@ def ward_labels(F: np.ndarray, connectivity: sparse.spmatrix, n_clusters: int) -
 
 
 def cluster_adjacency(labels: np.ndarray, connectivity: sparse.spmatrix) -> np.ndarray:
-    """(K, K) bool: clusters sharing at least one edge of the voxel graph."""
+    """(K, K) bool: clusters sharing at least one edge of the voxel graph (label 0 ignored)."""
     coo = sparse.coo_matrix(connectivity)
     a, b = labels[coo.row], labels[coo.col]
     K = int(labels.max())
@@ -198,205 +139,202 @@ def cluster_adjacency(labels: np.ndarray, connectivity: sparse.spmatrix) -> np.n
     return adj | adj.T
 
 
-def merge_by_abstraction(
-    Zs: list[np.ndarray],
-    F: np.ndarray,
-    init_labels: np.ndarray,
-    connectivity: sparse.spmatrix,
-    n_clusters: int,
-    error_weight: float,
-) -> np.ndarray:
-    """Greedy merging of adjacent clusters, penalising loss of abstraction exactness.
+def _lagged(x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    n = x.shape[0]
+    past = np.concatenate([x[p - i - 1 : n - i - 1] for i in range(p)], axis=1)
+    return past, x[p:]
 
-    Each candidate merge of two adjacent clusters ``a`` and ``b`` costs its Ward
-    increase (``n_a n_b / (n_a + n_b) ||mu_a - mu_b||^2`` on the signatures, normalised
-    by the total within-cluster inertia) plus ``error_weight`` times the increase of
-    the data abstraction error of the partition of clusters into the merged groups
-    (micro = current clusters' mean time courses, macro = merged groups;
-    :func:`crl_neuro.core.abstraction.var_abstraction_error_from_data`). Two parts of
-    one ROI merge at no abstraction cost; a driver and its driven neighbour carry
-    different predictive information about the rest and are kept apart. Pieces that
-    do not touch are only merged once no touching pair is left.
+
+def _innovation_projectors(scores: list[np.ndarray], n_lags: int) -> list[np.ndarray]:
+    """Per run, the map from a series to its innovation given the past of all components.
+
+    ``y -> y[p:] - past @ coef`` with ``coef`` the ridge regression of ``y[p:]`` on the
+    ``n_lags`` past volumes of every component score (the denoised "everything");
+    returned as a (n_times_r - p, n_times_r) matrix so it applies to many series at once.
     """
-    labels = init_labels.copy()
-    K0 = int(labels.max())
-    micro = [np.stack([z[:, labels == k].mean(axis=1) for k in range(1, K0 + 1)], axis=1) for z in Zs]
-    groups = np.arange(1, K0 + 1)  # micro cluster -> current group
-    adj0 = cluster_adjacency(labels, connectivity)
-    sizes0 = np.bincount(labels, minlength=K0 + 1)[1:].astype(float)
-    mus0 = np.stack([F[labels == k].mean(axis=0) for k in range(1, K0 + 1)])
-    scale = float(((F - F.mean(axis=0)) ** 2).sum()) / max(F.shape[0], 1)
-
-    def err_of(g: np.ndarray) -> float:
-        _, g = np.unique(g, return_inverse=True)
-        return var_abstraction_error_from_data(micro, g + 1)["error"]
-
-    base = err_of(groups)
-    while len(np.unique(groups)) > n_clusters:
-        ids = np.unique(groups)
-        best, best_cost = None, np.inf
-        # contiguity first: pieces that touch are merged before distant ones
-        any_adjacent = any(
-            adj0[np.ix_(groups == a, groups == b)].any() for ia, a in enumerate(ids) for b in ids[ia + 1 :]
-        )
-        for ia, a in enumerate(ids):
-            ma = groups == a
-            for b in ids[ia + 1 :]:
-                mb = groups == b
-                adjacent = bool(adj0[np.ix_(ma, mb)].any())
-                if not adjacent and any_adjacent:
-                    continue
-                na, nb = sizes0[ma].sum(), sizes0[mb].sum()
-                mua = (sizes0[ma, None] * mus0[ma]).sum(0) / na
-                mub = (sizes0[mb, None] * mus0[mb]).sum(0) / nb
-                ward = na * nb / (na + nb) * float(((mua - mub) ** 2).sum()) / (scale * F.shape[0])
-                g = groups.copy()
-                g[mb] = a
-                cost = ward + error_weight * max(err_of(g) - base, 0.0)
-                if cost < best_cost:
-                    best, best_cost = (a, b), cost
-        a, b = best
-        groups[groups == b] = a
-        base = err_of(groups)
-    _, g = np.unique(groups, return_inverse=True)
-    return (g + 1)[labels - 1]
-
-
-def robust_z(stat: np.ndarray) -> np.ndarray:
-    """Robust z-score against the bulk of the values (Efron-style empirical null).
-
-    Most voxels of a brain mask carry no ROI signal, so the median and the
-    MAD-derived scale of a voxel statistic describe its null distribution,
-    whatever spatially smooth nuisance or autocorrelation inflates it.
-    """
-    med = np.median(stat)
-    dev = np.abs(stat - med)
-    mad = 1.4826 * np.median(dev)
-    if mad <= 0:
-        # degenerate bulk (e.g. noise-free background): any deviation is significant
-        off = dev[dev > 0]
-        mad = 1.4826 * np.median(off) * 1e-3 if off.size else 1.0
-    return (stat - med) / mad
-
-
-def local_coherence(Zs: list[np.ndarray], adj: sparse.csr_matrix, n_steps: int = 1) -> np.ndarray:
-    """Correlation of each voxel with the mean of its neighbours (``n_steps`` graph steps).
-
-    ``adj`` must have a zero diagonal, so a voxel's own noise never enters its
-    neighbourhood mean.
-    """
-    A = adj.copy()
-    for _ in range(n_steps - 1):
-        A = A + A @ adj
-    A = A.tocsr()
-    A.setdiag(0)
-    A.eliminate_zeros()
-    A.data[:] = 1.0
-    nbr = [_neighbour_mean(z, A) for z in Zs]
-    return _colcorr(np.concatenate(Zs), np.concatenate(nbr))
-
-
-def grow_rois(
-    Zs: list[np.ndarray], core: np.ndarray, adj: sparse.csr_matrix, threshold: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Second background pass: attach voxels that carry an ROI's signal to that ROI.
-
-    Every voxel's correlation with each ROI's mean time course (over its core voxels,
-    all runs) is computed; its best correlation is robustly z-scored against the
-    whole mask (:func:`robust_z`). Voxels above ``threshold`` join the ROI they
-    correlate best with, by region growing from the cores (so ROIs stay contiguous);
-    core voxels whose best ROI is not their own and whose own statistic is below
-    threshold become background.
-
-    Returns
-    -------
-    labels : ndarray of int, shape (n_voxels,)
-    score : ndarray, shape (n_voxels,) robust z of the best correlation.
-    """
-    K = int(core.max())
-    Z = np.concatenate(Zs)
-    R = np.stack([Z[:, core == k].mean(axis=1) for k in range(1, K + 1)], axis=1)
-    R = (R - R.mean(0)) / np.where(R.std(0) > 0, R.std(0), 1.0)
-    C = (Z.T @ R) / Z.shape[0]  # (n_voxels, K) correlations (Z is z-scored per run)
-    best = np.argmax(C, axis=1) + 1
-    score = robust_z(C.max(axis=1))
-    cand = score > threshold
-    labels = np.where(core > 0, core, 0)
-    # drop core voxels that carry no ROI signal at all (isolated false positives)
-    labels[(labels > 0) & ~cand & (score < 0)] = 0
-    indptr, indices = adj.indptr, adj.indices
-    frontier = np.flatnonzero(labels > 0)
-    while frontier.size:
-        new = []
-        for v in frontier:
-            for u in indices[indptr[v] : indptr[v + 1]]:
-                if labels[u] == 0 and cand[u] and best[u] == labels[v]:
-                    labels[u] = labels[v]
-                    new.append(u)
-        frontier = np.array(new, dtype=int)
-    return labels, score
-
-
-def drop_small_components(keep: np.ndarray, adj: sparse.csr_matrix, min_size: int) -> np.ndarray:
-    """Remove connected pieces of ``keep`` (on the voxel graph) smaller than ``min_size``.
-
-    Isolated voxels that pass a voxel-wise test by chance are not regions.
-    """
-    from scipy.sparse.csgraph import connected_components
-
-    idx = np.flatnonzero(keep)
-    if idx.size == 0 or min_size <= 1:
-        return keep.copy()
-    _, comp = connected_components(adj[idx][:, idx], directed=False)
-    sizes = np.bincount(comp)
-    out = np.zeros_like(keep)
-    out[idx[sizes[comp] >= min_size]] = True
+    out = []
+    for S in scores:
+        S = S - S.mean(axis=0)
+        past, _ = _lagged(S, n_lags)
+        past = past - past.mean(axis=0)
+        G = past.T @ past
+        H = past @ np.linalg.solve(G + 1e-3 * np.trace(G) / G.shape[0] * np.eye(G.shape[0]), past.T)
+        n = S.shape[0]
+        sel = np.zeros((n - n_lags, n))
+        sel[np.arange(n - n_lags), np.arange(n_lags, n)] = 1.0
+        sel -= 1.0 / (n - n_lags) * sel.sum(axis=0, keepdims=True)  # centre
+        out.append(sel - H @ sel)
     return out
 
 
-def remove_background_components(
-    Zs: list[np.ndarray], background: np.ndarray, n_components: int | str, random_state: int,
-    max_check: int = 10,
-) -> tuple[list[np.ndarray], int]:
-    """Regress out the strong components of background voxels (CompCor-like nuisance removal).
+def spatial_halves(labels: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Bool per voxel: which side of its cluster's median plane (normal to the cluster's
+    longest axis) it lies on. Halves that are apart in space share little spatially
+    smooth noise, unlike random halves, whose neighbouring voxels share it."""
+    half = np.zeros(labels.size, bool)
+    for k in np.unique(labels[labels > 0]):
+        idx = np.flatnonzero(labels == k)
+        if idx.size < 2:
+            continue
+        p = positions[idx] - positions[idx].mean(axis=0)
+        axis = np.linalg.svd(p, full_matrices=False)[2][0]
+        proj = p @ axis
+        order = np.argsort(proj, kind="stable")
+        half[idx[order[: idx.size // 2]]] = True
+    return half
 
-    ``background`` marks voxels that very likely carry no ROI signal (lowest local
-    coherence). Their principal components are nuisance (physiological-like
-    fluctuations shared across the brain) plus noise. ``n_components="auto"`` keeps the
-    components whose eigenvalue exceeds the Marchenko-Pastur upper edge
-    ``(1 + sqrt(n_voxels / n_samples))^2`` of unit-variance white noise (the
-    strongest ``max_check`` at most); an int keeps that many; 0 does nothing. Their time
-    courses are regressed out of every voxel, run by run (Behzadi et al. 2007 use the
-    same idea with anatomical noise masks).
+
+def merge_same_variable(
+    Zs: list[np.ndarray],
+    labels: np.ndarray,
+    connectivity: sparse.spmatrix,
+    scores: list[np.ndarray],
+    threshold: float,
+    signal: str,
+    n_lags: int,
+    positions: np.ndarray,
+    min_reliability: float = 0.05,
+    n_target: int | None = None,
+) -> np.ndarray:
+    """Merge adjacent pieces that carry the same variable.
+
+    For every piece, its mean time course and the means of its two spatial halves
+    (:func:`spatial_halves`: spatially smooth noise is then mostly not shared) are
+    computed per run, and transformed to innovations (``signal=
+    "innovations"``: the part not predicted by the past of every denoised component,
+    run by run; see :func:`_innovation_projectors`) or kept as time courses
+    (``"timecourses"``). The split-half correlation ``r`` of a piece gives the
+    reliability of its mean, ``2r / (1 + r)`` (Spearman-Brown), and the correlation of
+    two pieces' means divided by the square root of the product of their reliabilities
+    estimates the correlation of their noise-free signals (Spearman's correction for
+    attenuation). Adjacent pieces whose corrected correlation is at least
+    ``threshold`` are merged, most similar first (sums are additive, so merged pieces
+    are updated exactly). ``n_target``: keep merging the most similar adjacent pair
+    regardless of ``threshold`` until that many pieces remain.
     """
-    if n_components == 0 or background.sum() < 3:
-        return Zs, 0
-    Z = np.concatenate(Zs)[:, background]
-    n, V = Z.shape
-    k = int(min(max_check if n_components == "auto" else n_components, min(Z.shape) - 1))
-    if k < 1:
-        return Zs, 0
-    U, s, _ = randomized_svd(Z, k, random_state=random_state, n_iter=4)
-    if n_components == "auto":
-        edge = (1.0 + np.sqrt(V / n)) ** 2
-        sel = np.flatnonzero(s**2 / n > edge)
-    else:
-        sel = np.arange(k)
-    if sel.size == 0:
-        return Zs, 0
-    out, start = [], 0
+    K = int(labels.max())
+    half = spatial_halves(labels, positions)
+    proj = _innovation_projectors(scores, n_lags) if signal == "innovations" else None
+
+    def sums(mask_cols):
+        # (n_samples, K) per-piece sums over runs, innovations or centred time courses
+        ind = sparse.csr_matrix(
+            (np.ones(int(mask_cols.sum())), (np.flatnonzero(mask_cols), labels[mask_cols] - 1)),
+            shape=(labels.size, K),
+        )
+        blocks = []
+        for i, z in enumerate(Zs):
+            m = np.asarray((ind.T @ np.asarray(z, dtype=float).T).T)
+            blocks.append(proj[i] @ m if proj is not None else m - m.mean(axis=0))
+        return np.concatenate(blocks)
+
+    live = labels > 0
+    full, h1, h2 = sums(live), sums(live & half), sums(live & ~half)
+    adj = cluster_adjacency(labels, connectivity)
+    group = np.arange(K)  # piece -> current group id (a piece index)
+    alive = np.ones(K, bool)
+
+    def rel(g):
+        a, b = h1[:, g], h2[:, g]
+        den = np.sqrt((a @ a) * (b @ b))
+        r = (a @ b) / den if den > 0 else 0.0
+        return 2 * r / (1 + r) if r > 0 else 0.0
+
+    rels = np.array([rel(g) for g in range(K)])
+    norms = np.sqrt((full**2).sum(axis=0))
+
+    def score(a, b):
+        if rels[a] < min_reliability or rels[b] < min_reliability or norms[a] == 0 or norms[b] == 0:
+            return -np.inf
+        c = (full[:, a] @ full[:, b]) / (norms[a] * norms[b])
+        return c / np.sqrt(rels[a] * rels[b])
+
+    S = np.full((K, K), -np.inf)
+    for a, b in zip(*np.nonzero(np.triu(adj, 1))):
+        S[a, b] = S[b, a] = score(a, b)
+    while alive.sum() > 1:
+        a, b = np.unravel_index(np.argmax(S), S.shape)
+        forced = n_target is not None and alive.sum() > n_target
+        if not forced and S[a, b] < threshold:
+            break
+        if not np.isfinite(S[a, b]):
+            if not forced:
+                break
+            # no reliable pair left: merge adjacent pieces by time-course similarity
+            cand = np.argwhere(np.triu(adj, 1) & alive[:, None] & alive[None, :])
+            if cand.size == 0:
+                break
+            a, b = cand[0]
+        full[:, a] += full[:, b]
+        h1[:, a] += h1[:, b]
+        h2[:, a] += h2[:, b]
+        norms[a] = np.sqrt(full[:, a] @ full[:, a])
+        rels[a] = rel(a)
+        alive[b] = False
+        group[group == b] = a
+        adj[a] |= adj[b]
+        adj[:, a] |= adj[:, b]
+        adj[a, a] = False
+        adj[b, :] = adj[:, b] = False
+        S[b, :] = S[:, b] = -np.inf
+        for c in np.flatnonzero(adj[a] & alive):
+            S[a, c] = S[c, a] = score(a, c)
+        S[a, ~(adj[a] & alive)] = S[~(adj[a] & alive), a] = -np.inf
+    _, new = np.unique(group, return_inverse=True)
+    out = np.zeros_like(labels)
+    out[live] = new[labels[live] - 1] + 1
+    return out
+
+
+def coherence(Zs: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """Variance of each cluster's mean z-scored time course (runs pooled), labels 1..K.
+
+    For z-scored voxels this is about the mean correlation between the cluster's
+    voxels: high for a region carrying one signal, about ``1 / n_voxels`` for noise.
+    """
+    K = int(labels.max())
+    live = labels > 0
+    ind = sparse.csr_matrix(
+        (np.ones(int(live.sum())), (np.flatnonzero(live), labels[live] - 1)), shape=(labels.size, K)
+    )
+    n = np.asarray(ind.sum(axis=0)).ravel()
+    n[n == 0] = 1.0
+    tot, cnt = np.zeros(K), 0
     for z in Zs:
-        u = U[start : start + z.shape[0], sel]
-        start += z.shape[0]
-        u = u - u.mean(axis=0)
-        coef, *_ = np.linalg.lstsq(u, z, rcond=None)
-        out.append(z - u @ coef)
-    return zscore_runs(out), int(sel.size)
+        m = np.asarray((ind.T @ np.asarray(z, dtype=float).T).T) / n
+        tot += ((m - m.mean(axis=0)) ** 2).sum(axis=0)
+        cnt += z.shape[0]
+    return tot / cnt
+
+
+def select_coherent(coords: np.ndarray, labels: np.ndarray, n_keep: int) -> np.ndarray:
+    """Keep the ``n_keep`` clusters with the strongest denoised mean signal; the rest is 0.
+
+    A cluster's denoised mean time course is ``scores @ mean(coords[cluster])``; its
+    energy ``|mean(coords[cluster])|^2`` (up to the common factor) is what the cluster
+    shares in the leading components. Unlike the raw coherence, it does not reward
+    small compact clusters of spatially smooth noise: noise that is white in time
+    spreads over all components and hardly reaches the leading ones.
+    Kept clusters are renumbered 1..n_keep in label order.
+    """
+    K = int(labels.max())
+    live = labels > 0
+    ind = sparse.csr_matrix(
+        (np.ones(int(live.sum())), (np.flatnonzero(live), labels[live] - 1)), shape=(labels.size, K)
+    )
+    n = np.asarray(ind.sum(axis=0)).ravel()
+    means = np.asarray(ind.T @ coords) / np.where(n > 0, n, 1.0)[:, None]
+    energy = (means**2).sum(axis=1)
+    keep = np.sort(np.argsort(-energy, kind="stable")[:n_keep]) + 1
+    relabel = np.zeros(K + 1, dtype=int)
+    relabel[keep] = np.arange(1, keep.size + 1)
+    return relabel[labels]
 
 
 def split_to_count(Zs: list[np.ndarray], labels: np.ndarray, adj: sparse.csr_matrix, n_clusters: int) -> np.ndarray:
     """Split the largest clusters in two (contiguous Ward on time courses) until ``n_clusters`` exist."""
     labels = labels.copy()
+    adj = sparse.csr_matrix(adj)
     while 0 < len(np.unique(labels[labels > 0])) < n_clusters:
         ks = np.unique(labels[labels > 0])
         big = ks[np.argmax([np.sum(labels == k) for k in ks])]
@@ -407,3 +345,159 @@ def split_to_count(Zs: list[np.ndarray], labels: np.ndarray, adj: sparse.csr_mat
         sub = ward_labels(X, adj[vox][:, vox], 2)
         labels[vox[sub >= 2]] = labels.max() + 1
     return labels
+
+
+def trim_to_signal(Zs: list[np.ndarray], labels: np.ndarray, connectivity: sparse.spmatrix, z: float = 4.0) -> np.ndarray:
+    """Return ROI voxels that do not follow their ROI to the background.
+
+    Each voxel's correlation with the mean of the *other* voxels of its ROI (runs
+    pooled) is compared with the correlations of the background voxels with that mean,
+    which give the null (voxels without the ROI's signal, with whatever spatially
+    smooth or autocorrelated noise the data carry): voxels below the background's
+    median plus ``z`` robust standard deviations (1.4826 MAD), and below the midpoint
+    of the null's and the ROI voxels' median correlations, leave the ROI. Ward
+    pieces are cut by signal, not by noise, so their borders collect a few noise
+    voxels; these are what goes. Each ROI then keeps its largest connected part, so
+    ROIs stay contiguous. Without background voxels nothing changes.
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    K = int(labels.max())
+    bg = labels == 0
+    if K == 0 or bg.sum() < 10:
+        return labels
+    live = ~bg
+    ind = sparse.csr_matrix((np.ones(int(live.sum())), (np.flatnonzero(live), labels[live] - 1)), shape=(labels.size, K))
+    dot = np.zeros((labels.size, K))  # voxel . ROI sum, runs pooled
+    ssq = np.zeros(K)  # |ROI sum|^2
+    for zr in Zs:
+        zr = np.asarray(zr, dtype=float)
+        s = np.asarray((ind.T @ zr.T).T)  # (n_t, K) ROI sums
+        dot += zr.T @ s
+        ssq += (s**2).sum(axis=0)
+    n_t = sum(zr.shape[0] for zr in Zs)  # each z-scored voxel has squared norm n_t
+    out = labels.copy()
+    C = sparse.csr_matrix(connectivity)
+    for k in range(K):
+        vox = np.flatnonzero(labels == k + 1)
+        if vox.size < 3:
+            continue
+        null = dot[bg, k] / np.sqrt(n_t * ssq[k])
+        # leave-one-out: the ROI sum without the voxel itself
+        own = dot[vox, k] - n_t
+        r = own / np.sqrt(n_t * np.maximum(ssq[k] - 2 * dot[vox, k] + n_t, 1e-12))
+        # below the null's tail, and closer to the null than to the ROI's own voxels: at
+        # low SNR true voxels correlate weakly too, and must not be cut
+        mid = 0.5 * (np.median(null) + np.median(r))
+        thr = min(np.median(null) + z * 1.4826 * np.median(np.abs(null - np.median(null))), mid)
+        keep = vox[r > thr]
+        out[vox] = 0
+        if keep.size == 0:
+            continue
+        _, comp = connected_components(C[keep][:, keep], directed=False)
+        out[keep[comp == np.argmax(np.bincount(comp))]] = k + 1
+    return out
+
+
+def innovation_coords(coords: np.ndarray, scores: list[np.ndarray], n_lags: int) -> np.ndarray:
+    """Voxel coordinates whose Euclidean geometry is that of the denoised *innovations*.
+
+    A voxel's denoised time course is ``scores @ (coords[v] / s**2)``; its innovation
+    (what the past of every component does not predict, run by run,
+    :func:`_innovation_projectors`) is ``I @ (coords[v] / s**2)`` with ``I`` the
+    projected scores. With ``I.T @ I = L L.T`` (runs pooled), ``coords / s**2 @ L``
+    has the innovations' inner products, so unit rows of it give their correlation
+    distance without forming any voxel time course.
+    """
+    proj = _innovation_projectors(scores, n_lags)
+    k = coords.shape[1]
+    M = np.zeros((k, k))
+    for P, S in zip(proj, scores):
+        inn = P @ S
+        M += inn.T @ inn
+    s2 = np.concatenate([(S**2).sum(axis=0, keepdims=True) for S in scores]).sum(axis=0)
+    w, U = np.linalg.eigh(M)
+    L = U * np.sqrt(np.clip(w, 0.0, None))  # M = L L.T
+    return (coords / np.where(s2 > 0, s2, 1.0)) @ L
+
+
+def absorb_small(Zs: list[np.ndarray], labels: np.ndarray, connectivity: sparse.spmatrix, min_size: int = 4) -> np.ndarray:
+    """Merge pieces of fewer than ``min_size`` voxels into an adjacent piece.
+
+    Such pieces are too small to split in halves, so their reliability (and with it
+    the same-variable test) is undefined; Ward leaves them where many voxels are
+    identical (noise-free or constant voxels). Each goes, smallest first, to the
+    adjacent piece whose summed time course it correlates with most (the largest
+    adjacent piece when no correlation is defined). Labels are renumbered 1..K.
+    """
+    labels = labels.copy()
+    K = int(labels.max())
+    sizes = np.bincount(labels, minlength=K + 1)[1:]
+    if K < 2 or sizes[sizes > 0].min() >= min_size:
+        return labels
+    live = labels > 0
+    ind = sparse.csr_matrix((np.ones(int(live.sum())), (np.flatnonzero(live), labels[live] - 1)), shape=(labels.size, K))
+    sums = np.concatenate([np.asarray((ind.T @ np.asarray(z, dtype=float).T).T) for z in Zs])
+    sums -= sums.mean(axis=0)
+    adj = cluster_adjacency(labels, connectivity)
+    group = np.arange(K)
+    for a in np.argsort(sizes, kind="stable"):
+        if sizes[a] >= min_size or sizes[a] == 0:
+            continue
+        nb = np.flatnonzero(adj[a])
+        if nb.size == 0:
+            continue
+        na = np.linalg.norm(sums[:, a])
+        nn = np.linalg.norm(sums[:, nb], axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = (sums[:, nb].T @ sums[:, a]) / (nn * na)
+        b = nb[np.nanargmax(c)] if np.any(np.isfinite(c)) else nb[np.argmax(sizes[nb])]
+        sums[:, b] += sums[:, a]
+        sizes[b] += sizes[a]
+        sizes[a] = 0
+        group[group == a] = b
+        adj[b] |= adj[a]
+        adj[:, b] |= adj[:, a]
+        adj[b, b] = False
+        adj[a, :] = adj[:, a] = False
+    _, new = np.unique(group, return_inverse=True)
+    out = np.zeros_like(labels)
+    out[live] = new[labels[live] - 1] + 1
+    return out
+
+
+def parcellate(
+    Zs: list[np.ndarray],
+    connectivity: sparse.spmatrix,
+    positions: np.ndarray,
+    n_rois: int,
+    *,
+    n_components: int,
+    n_pieces: int,
+    innovation_weight: float = 0.0,
+    merge_threshold: float = 0.8,
+    merge_signal: str = "innovations",
+    n_lags: int = 1,
+    local_average: bool = True,
+    background: bool = True,
+    trim: bool = True,
+) -> np.ndarray:
+    """The whole partition (steps 1-4 of the module docstring) on z-scored runs.
+
+    Returns labels per voxel: 0 background, ROIs 1..n_rois (at most ``n_rois``
+    distinct labels; :func:`split_to_count` tops up to exactly ``n_rois``).
+    """
+    coords, scores = denoise(Zs, n_components, connectivity if local_average else None)
+    F = unit_rows(coords)
+    if innovation_weight > 0:
+        F = np.hstack([F, innovation_weight * unit_rows(innovation_coords(coords, scores, n_lags))])
+    pieces = absorb_small(Zs, ward_labels(F, connectivity, n_pieces), connectivity)
+    labels = merge_same_variable(
+        Zs, pieces, connectivity, scores, merge_threshold, merge_signal, n_lags, positions,
+        n_target=None if background else n_rois,
+    )
+    if background:
+        labels = select_coherent(coords, labels, n_rois)
+        if trim:
+            labels = trim_to_signal(Zs, labels, connectivity)
+    return split_to_count(Zs, labels, connectivity, n_rois)
