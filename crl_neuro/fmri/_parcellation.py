@@ -81,6 +81,15 @@ def denoise(
     return coords, scores
 
 
+def _indicator(labels: np.ndarray, K: int, where: np.ndarray | None = None) -> sparse.csr_matrix:
+    """(n_voxels, K) 0/1 matrix: voxel ``v`` in cluster ``labels[v]`` (label 0 and voxels
+    outside ``where`` have no column); ``Z @ ind`` gives per-cluster sums."""
+    live = labels > 0 if where is None else where & (labels > 0)
+    return sparse.csr_matrix(
+        (np.ones(int(live.sum())), (np.flatnonzero(live), labels[live] - 1)), shape=(labels.size, K)
+    )
+
+
 def unit_rows(F: np.ndarray) -> np.ndarray:
     """Rows scaled to unit norm (zero rows stay zero)."""
     nrm = np.linalg.norm(F, axis=1, keepdims=True)
@@ -218,10 +227,7 @@ def merge_same_variable(
 
     def sums(mask_cols):
         # (n_samples, K) per-piece sums over runs, innovations or centred time courses
-        ind = sparse.csr_matrix(
-            (np.ones(int(mask_cols.sum())), (np.flatnonzero(mask_cols), labels[mask_cols] - 1)),
-            shape=(labels.size, K),
-        )
+        ind = _indicator(labels, K, mask_cols)
         blocks = []
         for i, z in enumerate(Zs):
             m = np.asarray((ind.T @ np.asarray(z, dtype=float).T).T)
@@ -293,10 +299,7 @@ def coherence(Zs: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
     voxels: high for a region carrying one signal, about ``1 / n_voxels`` for noise.
     """
     K = int(labels.max())
-    live = labels > 0
-    ind = sparse.csr_matrix(
-        (np.ones(int(live.sum())), (np.flatnonzero(live), labels[live] - 1)), shape=(labels.size, K)
-    )
+    ind = _indicator(labels, K)
     n = np.asarray(ind.sum(axis=0)).ravel()
     n[n == 0] = 1.0
     tot, cnt = np.zeros(K), 0
@@ -318,10 +321,7 @@ def select_coherent(coords: np.ndarray, labels: np.ndarray, n_keep: int) -> np.n
     Kept clusters are renumbered 1..n_keep in label order.
     """
     K = int(labels.max())
-    live = labels > 0
-    ind = sparse.csr_matrix(
-        (np.ones(int(live.sum())), (np.flatnonzero(live), labels[live] - 1)), shape=(labels.size, K)
-    )
+    ind = _indicator(labels, K)
     n = np.asarray(ind.sum(axis=0)).ravel()
     means = np.asarray(ind.T @ coords) / np.where(n > 0, n, 1.0)[:, None]
     energy = (means**2).sum(axis=1)
@@ -366,8 +366,7 @@ def trim_to_signal(Zs: list[np.ndarray], labels: np.ndarray, connectivity: spars
     bg = labels == 0
     if K == 0 or bg.sum() < 10:
         return labels
-    live = ~bg
-    ind = sparse.csr_matrix((np.ones(int(live.sum())), (np.flatnonzero(live), labels[live] - 1)), shape=(labels.size, K))
+    ind = _indicator(labels, K)
     dot = np.zeros((labels.size, K))  # voxel . ROI sum, runs pooled
     ssq = np.zeros(K)  # |ROI sum|^2
     for zr in Zs:
@@ -436,7 +435,7 @@ def absorb_small(Zs: list[np.ndarray], labels: np.ndarray, connectivity: sparse.
     if K < 2 or sizes[sizes > 0].min() >= min_size:
         return labels
     live = labels > 0
-    ind = sparse.csr_matrix((np.ones(int(live.sum())), (np.flatnonzero(live), labels[live] - 1)), shape=(labels.size, K))
+    ind = _indicator(labels, K)
     sums = np.concatenate([np.asarray((ind.T @ np.asarray(z, dtype=float).T).T) for z in Zs])
     sums -= sums.mean(axis=0)
     adj = cluster_adjacency(labels, connectivity)
