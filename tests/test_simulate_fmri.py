@@ -273,3 +273,21 @@ def test_family_draw_ground_truth():
         simulate_fmri_rois(coupling_correlation=0.8)
     with pytest.raises(ValueError, match="hrf_variability"):
         simulate_fmri_rois(hrf_variability=0.5)
+
+
+def test_crowded_field_of_view_still_places_every_roi():
+    """Draw 20 of the family asks for 15 ROIs in a small 2 mm box: the seed placement
+    falls back to the farthest free point instead of giving up, and every ROI is one
+    contiguous, non-empty region; ROIs that cannot fit still give a clear error."""
+    from crl_neuro.datasets import draw_fmri_problem
+
+    kw = draw_fmri_problem(20)
+    kw.update(n_timepoints=[30] * kw["n_runs"])
+    data = simulate_fmri_rois(**kw)
+    lab = np.asarray(data.labels_img.dataobj)
+    assert data.roi_graph.shape[0] == kw["n_rois"]
+    for k in range(1, kw["n_rois"] + 1):
+        assert ndimage.label(lab == k)[1] == 1
+    with pytest.raises(ValueError, match="n_rois"):
+        simulate_fmri_rois(layout="random", resolution=4.0, bounding_box=((0, 8), (0, 8), (0, 8)), n_rois=16,
+                           roi_size=(2, 2))

@@ -298,7 +298,18 @@ def _random_seeds(
         else:
             factor *= 0.85
             if factor < 0.3:
-                raise ValueError("cannot place that many ROIs of that size in the field of view; lower n_rois or roi_size")
+                # crowded field of view: the candidate farthest from every seed (relative to
+                # the radii), so the regions still get distinct seeds and grow side by side
+                rel = np.min(
+                    [np.linalg.norm(world - q, axis=1) / (radii[k] + radii[j]) for j, q in enumerate(seeds)], axis=0
+                )
+                best = int(np.argmax(rel))
+                if np.min([np.linalg.norm(world[best] - q) for q in seeds]) < resolution:
+                    raise ValueError(
+                        "cannot place that many ROIs of that size in the field of view; lower n_rois or roi_size"
+                    )
+                seeds.append(world[best])
+                factor = 1.2
     return seeds
 
 
