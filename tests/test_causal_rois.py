@@ -3,6 +3,7 @@
 import numpy as np
 import nibabel as nib
 import pytest
+from scipy import sparse
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -11,6 +12,7 @@ import crl_neuro
 from crl_neuro.core.metrics import graph_f1, labels_ari
 from crl_neuro.datasets import simulate_fmri_rois
 from crl_neuro.fmri import CausalROIs
+from crl_neuro.fmri import _parcellation as P
 
 
 def _match(true, est, k):
@@ -365,3 +367,47 @@ def test_roi_causal_graph_bad_input():
         roi_causal_graph("not an array")
     with pytest.raises(ValueError, match="time points"):
         roi_causal_graph([runs[0][:8]])
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_blockwise_denoise_equals_svd_of_stacked_runs(monkeypatch, local):
+    """denoise sums the Gram matrix over voxel blocks (whole-brain memory); the result
+    is the SVD of the stacked (locally averaged) runs whatever the block size."""
+    from sklearn.feature_extraction.image import grid_to_graph
+
+    rng = np.random.default_rng(3)
+    mask = rng.random((7, 8, 9)) > 0.3
+    conn = grid_to_graph(*mask.shape, mask=mask)
+    n_vox = int(mask.sum())
+    Zs = P.zscore_runs([rng.standard_normal((40, n_vox)), rng.standard_normal((25, n_vox))])
+    before = [z.copy() for z in Zs]
+    monkeypatch.setattr(P, "GRAM_BLOCK_ENTRIES", 65 * 20)  # blocks of 20 voxels
+    coords, scores = P.denoise(Zs, 5, conn if local else None)
+    assert all(np.array_equal(a, b) for a, b in zip(Zs, before))
+    X = np.vstack(Zs)
+    if local:
+        W = conn + sparse.identity(n_vox)
+        W = sparse.diags(1.0 / np.asarray(W.sum(axis=1)).ravel()) @ W
+        U, s, _ = np.linalg.svd(np.asarray(W @ X.T).T, full_matrices=False)
+    else:
+        U, s, _ = np.linalg.svd(X, full_matrices=False)
+    U = U[:, :5]
+    S = np.vstack(scores)
+    # same component subspace (signs and scales aside) and coords = X' U
+    assert np.allclose(np.abs(np.sum(unit(S) * unit(U), axis=0)), 1.0, atol=1e-6)
+    assert np.allclose(np.abs(unit(coords).T @ unit(X.T @ U)).diagonal(), 1.0, atol=1e-6)
+    if not local:
+        assert np.allclose(np.linalg.norm(S, axis=0), s[:5])
+
+
+def unit(A):
+    return A / np.linalg.norm(A, axis=0)
+
+
+def test_zscore_runs_in_place_only_when_asked():
+    x = np.arange(12.0).reshape(4, 3)
+    keep = x.copy()
+    P.zscore_runs([x])
+    assert np.array_equal(x, keep)
+    (z,) = P.zscore_runs([x], copy=False)
+    assert z is x and np.allclose(x.mean(axis=0), 0)

@@ -24,11 +24,23 @@ from scipy import sparse
 from sklearn.cluster import AgglomerativeClustering
 
 
-def zscore_runs(Xs: list[np.ndarray]) -> list[np.ndarray]:
-    """Z-score every column of every run (constant columns become 0); keeps the dtype."""
+# time points x voxels summed per block in :func:`denoise` (about 16 MB of float64)
+GRAM_BLOCK_ENTRIES = 2**21
+
+
+def zscore_runs(Xs: list[np.ndarray], copy: bool = True) -> list[np.ndarray]:
+    """Z-score every column of every run (constant columns become 0); keeps the dtype.
+
+    ``copy=False`` works in place on writeable float arrays (the masker's fresh output,
+    which nobody else holds), so whole-brain data are not held twice.
+    """
     out = []
     for x in Xs:
-        x = x - x.mean(axis=0)
+        mean = x.mean(axis=0)
+        if copy or not x.flags.writeable or not np.issubdtype(x.dtype, np.floating):
+            x = x - mean
+        else:
+            x -= mean
         sd = x.std(axis=0)
         sd[sd == 0] = 1.0
         x /= sd
@@ -54,27 +66,37 @@ def denoise(
     """
     sizes = [z.shape[0] for z in Zs]
     bounds = np.cumsum([0] + sizes)
-    G = np.zeros((bounds[-1], bounds[-1]))
-    Ys = Zs
+    n_vox = Zs[0].shape[1]
+    W = None
     if adjacency is not None:
         # component time courses from neighbourhood means: a region's signal is kept,
         # white voxel noise shrinks by the neighbourhood size
-        W = sparse.csr_matrix(adjacency, dtype=float) + sparse.identity(adjacency.shape[0], format="csr")
-        W = sparse.diags(1.0 / np.asarray(W.sum(axis=1)).ravel()) @ W
-        Ys = [np.asarray((W @ np.asarray(z, dtype=float).T).T) for z in Zs]
-    for i, a in enumerate(Ys):
-        for j in range(i, len(Ys)):
-            blk = np.asarray(a @ Ys[j].T, dtype=float)
-            G[bounds[i] : bounds[i + 1], bounds[j] : bounds[j + 1]] = blk
-            G[bounds[j] : bounds[j + 1], bounds[i] : bounds[i + 1]] = blk.T
+        W = sparse.csr_matrix(adjacency, dtype=float) + sparse.identity(n_vox, format="csr")
+        W = sparse.csr_matrix(sparse.diags(1.0 / np.asarray(W.sum(axis=1)).ravel()) @ W)
+    # The Gram matrix is summed over blocks of voxels, so neither the averaged data nor
+    # a float64 copy of the runs is ever held whole (at 2 mm whole brain either would
+    # cost several times the data). A block's neighbours lie within a window of columns
+    # (voxels are in grid order), so each block touches only that window of the runs.
+    G = np.zeros((bounds[-1], bounds[-1]))
+    step = int(max(16, GRAM_BLOCK_ENTRIES // max(1, bounds[-1])))
+    for start in range(0, n_vox, step):
+        stop = min(n_vox, start + step)
+        if W is None:
+            Y = np.vstack([np.asarray(z[:, start:stop], dtype=float) for z in Zs])
+        else:
+            Wb = W[start:stop]
+            lo, hi = int(Wb.indices.min()), int(Wb.indices.max()) + 1
+            Wb = Wb[:, lo:hi]
+            Y = np.vstack([np.asarray(Wb @ np.asarray(z[:, lo:hi], dtype=float).T).T for z in Zs])
+        G += Y @ Y.T
     k = int(min(n_components, G.shape[0] - 1, Zs[0].shape[1]))
     w, U = np.linalg.eigh(G)
     order = np.argsort(w)[::-1][:k]
     s = np.sqrt(np.clip(w[order], 1e-12, None))
     U = U[:, order]
-    coords = np.zeros((Zs[0].shape[1], k))
+    coords = np.zeros((n_vox, k))
     for i, z in enumerate(Zs):
-        coords += np.asarray(z.T @ U[bounds[i] : bounds[i + 1]], dtype=float)  # = V * s
+        coords += np.asarray(z.T @ U[bounds[i] : bounds[i + 1]].astype(z.dtype), dtype=float)  # = V * s
     if adjacency is not None:
         s = np.sqrt(np.clip((coords**2).sum(axis=0), 1e-12, None))  # scale of the raw data
     scores = [U[bounds[i] : bounds[i + 1]] * s for i in range(len(Zs))]

@@ -338,7 +338,7 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
         if n_vox < n_rois:
             raise ValueError(f"n_rois={n_rois} exceeds the number of mask voxels ({n_vox})")
         conn = _grid_connectivity(mask)
-        Zs = _p.zscore_runs(Xs)
+        Zs = _p.zscore_runs(Xs, copy=False)  # the masker's fresh arrays: no second copy
         del Xs
 
         n_comp = 2 * n_rois + 2 if self.n_components is None else check_int(self.n_components, "n_components", 1)
@@ -523,7 +523,7 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
         if labels.max() < 1:
             raise ValueError("labels_img has no non-zero label inside the mask")
         Xs = [np.asarray(self.masker_.transform(img, confounds=c), dtype=float) for img, c in zip(runs, conf)]
-        Zs = _p.zscore_runs(Xs)
+        Zs = _p.zscore_runs(Xs, copy=False)
         return _abstraction_error(Zs, labels, _grid_connectivity(mask), int(labels.max()), seed=self._seed())
 
     def _seed(self) -> int:
