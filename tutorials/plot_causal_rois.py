@@ -6,9 +6,13 @@ An ROI is a useful causal variable only if its voxels play one causal role: inte
 on "the ROI" must mean the same thing whichever of its voxels we set. In the language of
 causal abstraction (Beckers & Halpern 2019), the voxel -> ROI averaging map must be a
 *constructive abstraction* of the voxel-level dynamics.
-:class:`crl_neuro.fmri.CausalROIs` learns such ROIs from one or several runs (runs are
-different distributions), the ROI-level causal graph, and how far the abstraction is
-from exact.
+:class:`crl_neuro.fmri.CausalROIs` partitions the voxels into contiguous ROIs plus a
+background from one or several runs (runs are different distributions), learns the
+ROI-level causal graph, and measures how far the voxel -> ROI map is from an exact
+abstraction. Be clear about what decides the ROIs: denoised voxel correlations, merging
+and a background rule. On the package's randomised benchmark its causal merge criterion
+(innovations) does no better than merging on time courses, so the abstraction error is a
+measurement to read, not a guarantee (see the class docstring for the numbers).
 
 We first use simulated runs with ground truth, in the hardest case for correlation
 parcellations: an adjacent driver/driven pair of regions. We then fit the real two-run
