@@ -112,6 +112,18 @@ def _indicator(labels: np.ndarray, K: int, where: np.ndarray | None = None) -> s
     )
 
 
+def cluster_sums(z: np.ndarray, ind: sparse.csr_matrix, block: int = 32) -> np.ndarray:
+    """(n_times, K) float64 sums of ``z``'s columns per cluster (``ind`` from
+    :func:`_indicator`), in blocks of time points and in ``z``'s own float type, so a
+    whole-brain run is never copied or upcast."""
+    dtype = z.dtype if np.issubdtype(z.dtype, np.floating) else np.float64
+    indT = sparse.csr_matrix(ind.T, dtype=dtype)
+    out = np.empty((z.shape[0], ind.shape[1]))
+    for t0 in range(0, z.shape[0], block):
+        out[t0 : t0 + block] = np.asarray(indT @ np.asarray(z[t0 : t0 + block], dtype=dtype).T).T
+    return out
+
+
 def unit_rows(F: np.ndarray) -> np.ndarray:
     """Rows scaled to unit norm (zero rows stay zero)."""
     nrm = np.linalg.norm(F, axis=1, keepdims=True)
@@ -252,7 +264,7 @@ def merge_same_variable(
         ind = _indicator(labels, K, mask_cols)
         blocks = []
         for i, z in enumerate(Zs):
-            m = np.asarray((ind.T @ np.asarray(z, dtype=float).T).T)
+            m = cluster_sums(z, ind)
             blocks.append(proj[i] @ m if proj is not None else m - m.mean(axis=0))
         return np.concatenate(blocks)
 
@@ -326,7 +338,7 @@ def coherence(Zs: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
     n[n == 0] = 1.0
     tot, cnt = np.zeros(K), 0
     for z in Zs:
-        m = np.asarray((ind.T @ np.asarray(z, dtype=float).T).T) / n
+        m = cluster_sums(z, ind) / n
         tot += ((m - m.mean(axis=0)) ** 2).sum(axis=0)
         cnt += z.shape[0]
     return tot / cnt
@@ -392,9 +404,8 @@ def trim_to_signal(Zs: list[np.ndarray], labels: np.ndarray, connectivity: spars
     dot = np.zeros((labels.size, K))  # voxel . ROI sum, runs pooled
     ssq = np.zeros(K)  # |ROI sum|^2
     for zr in Zs:
-        zr = np.asarray(zr, dtype=float)
-        s = np.asarray((ind.T @ zr.T).T)  # (n_t, K) ROI sums
-        dot += zr.T @ s
+        s = cluster_sums(zr, ind)  # (n_t, K) ROI sums
+        dot += zr.T @ s.astype(zr.dtype) if np.issubdtype(zr.dtype, np.floating) else zr.T @ s
         ssq += (s**2).sum(axis=0)
     n_t = sum(zr.shape[0] for zr in Zs)  # each z-scored voxel has squared norm n_t
     out = labels.copy()
@@ -458,7 +469,7 @@ def absorb_small(Zs: list[np.ndarray], labels: np.ndarray, connectivity: sparse.
         return labels
     live = labels > 0
     ind = _indicator(labels, K)
-    sums = np.concatenate([np.asarray((ind.T @ np.asarray(z, dtype=float).T).T) for z in Zs])
+    sums = np.concatenate([cluster_sums(z, ind) for z in Zs])
     sums -= sums.mean(axis=0)
     adj = cluster_adjacency(labels, connectivity)
     group = np.arange(K)
