@@ -31,9 +31,9 @@ N100m is usually localised); positions are taken from head to MNI with
 :func:`mne.head_to_mni` (the subject's Talairach transform). Methods:
 SessionCRL defaults (``n_sources`` 4 and 6); MNE ICA (Picard, 6 components) +
 leadfield scan; ``mne.fit_dipole`` (BEM, noise covariance) at the N100m peak of
-the averaged auditory responses, once on the left and once on the right
-temporal-sensor selection (``mne.read_vectorview_selection``), as MNE's
-tutorials do; LCMV (``mne.beamformer.make_lcmv``, data covariance from the
+the averaged auditory responses (gradiometer peak 50-150 ms, found per side),
+once on the left and once on the right temporal-sensor selection
+(``mne.read_vectorview_selection``), as MNE's tutorials do; LCMV (``mne.beamformer.make_lcmv``, data covariance from the
 four evokeds 0-0.5 s, noise covariance, reg 0.05) power peak in each
 hemisphere on the same grid. Note that fit_dipole and LCMV are told where to look
 (sensor selection or hemisphere, N100m latency); the decomposition methods are not.
@@ -254,7 +254,10 @@ def run_sample(n_sources_list=(4, 6), crl_kwargs: dict | None = None) -> list[di
     for side in ("Left", "Right"):
         sel = [c for c in mne.read_vectorview_selection(f"{side}-temporal", info=info)
                if c in info["ch_names"]]
-        ev = aud.copy().pick(sel).crop(peak, peak)
+        ev = aud.copy().pick(sel)
+        _, t_side = ev.copy().crop(0.05, 0.15).get_peak(ch_type="grad")  # N100m of this side
+        print(f"  fit_dipole {side}: N100m peak {t_side * 1e3:.0f} ms")
+        ev.crop(t_side, t_side)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             dip, _ = mne.fit_dipole(ev, cov, bem, trans, verbose=False)
