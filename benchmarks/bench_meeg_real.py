@@ -192,16 +192,16 @@ def run_motor(n_sources: int = 8, crl_kwargs: dict | None = None) -> list[dict]:
         hits = [bool(d <= HIT_MM and np.sign(lat[i]) == w) for i, d, w in zip(idx, dist, want)]
         # Best qualifying source per landmark (any source within 20 mm, right sign).
         d_all = np.linalg.norm(pos[:, None] - HAND_MNI[None], axis=-1)
-        rows.append(dict(data="motor EEG", method=name, L=dist[0], R=dist[1],
-                         lat_L=lat[idx[0]], lat_R=lat[idx[1]], hit_L=hits[0], hit_R=hits[1],
-                         any_L=bool(np.any((d_all[:, 0] <= HIT_MM) & (lat < 0))),
-                         any_R=bool(np.any((d_all[:, 1] <= HIT_MM) & (lat > 0))),
-                         rmax=pcorr, fit_s=fit_s))
+        rows.append({"data": "motor EEG", "method": name, "L": dist[0], "R": dist[1],
+                         "lat_L": lat[idx[0]], "lat_R": lat[idx[1]], "hit_L": hits[0], "hit_R": hits[1],
+                         "any_L": bool(np.any((d_all[:, 0] <= HIT_MM) & (lat < 0))),
+                         "any_R": bool(np.any((d_all[:, 1] <= HIT_MM) & (lat > 0))),
+                         "rmax": pcorr, "fit_s": fit_s})
         for j, (p, l_, g) in enumerate(zip(pos, lat, gof)):
             print(f"  {name} src {j}: MNI ({p[0]:6.1f},{p[1]:6.1f},{p[2]:6.1f}) GOF {g:4.0f}%  "
                   f"lat {l_:+.2f} dB")
 
-    kw = dict(random_state=0)
+    kw = {"random_state": 0}
     kw.update(crl_kwargs or {})
     crl = SessionCRL(n_sources=n_sources, **kw)
     t0 = time.perf_counter()
@@ -259,18 +259,18 @@ def run_sample(n_sources_list=(4, 6), crl_kwargs: dict | None = None) -> list[di
 
     def score(name, pos_head, pcorr, fit_s, gof):
         pos = to_mni(np.atleast_2d(pos_head))
-        idx, dist = _nearest(pos, AUDITORY_MNI)
-        rows.append(dict(data="sample MEG", method=name, L=dist[0], R=dist[1], lat_L=np.nan,
-                         lat_R=np.nan, hit_L=bool(dist[0] <= HIT_MM), hit_R=bool(dist[1] <= HIT_MM),
-                         any_L=bool(dist[0] <= HIT_MM), any_R=bool(dist[1] <= HIT_MM),
-                         rmax=pcorr, fit_s=fit_s))
+        _idx, dist = _nearest(pos, AUDITORY_MNI)
+        rows.append({"data": "sample MEG", "method": name, "L": dist[0], "R": dist[1], "lat_L": np.nan,
+                         "lat_R": np.nan, "hit_L": bool(dist[0] <= HIT_MM), "hit_R": bool(dist[1] <= HIT_MM),
+                         "any_L": bool(dist[0] <= HIT_MM), "any_R": bool(dist[1] <= HIT_MM),
+                         "rmax": pcorr, "fit_s": fit_s})
         for j, (p, g) in enumerate(zip(pos, np.atleast_1d(gof))):
             print(f"  {name} src {j}: MNI ({p[0]:6.1f},{p[1]:6.1f},{p[2]:6.1f}) GOF {g:4.0f}%")
 
     raws = [mne.io.RawArray(e.data, e.info, verbose=False) for e in evokeds]
     Wn = None
     for k in n_sources_list:
-        kw = dict(random_state=0, noise_cov=cov)
+        kw = {"random_state": 0, "noise_cov": cov}
         kw.update(crl_kwargs or {})
         crl = SessionCRL(n_sources=k, **kw)
         t0 = time.perf_counter()
@@ -343,7 +343,7 @@ def _table(rows: list[dict]) -> str:
             f"{'|r| max':>9}{'fit s':>8}")
     lines = [head]
     for r in rows:
-        def cell(side):
+        def cell(side, r=r):
             star = "*" if r[f"hit_{side}"] else " "
             lat = r[f"lat_{side}"]
             lat_s = f" [{lat:+.2f}]" if np.isfinite(lat) else ""
