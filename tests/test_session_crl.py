@@ -261,6 +261,32 @@ def test_warns_on_split_sources_and_unconverged_refinement(sim, fitted):
     assert not res["converged"] and res["n_iter"] == 1
 
 
+def test_refinement_that_splits_a_source_is_rejected(sim, fitted, monkeypatch):
+    """A refinement that makes two patterns alike is rejected; the leadfield start is kept."""
+    from crl_neuro.meeg import session_crl
+
+    assert fitted.refined_ is True  # the well-posed fixture keeps its refinement
+    real = session_crl.fit_joint_sparse
+    calls = []
+
+    def splitting(covs, n_eff, W0, **kw):
+        res = real(covs, n_eff, W0, **kw)
+        calls.append(kw.get("update_W", True))
+        if kw.get("update_W", True):  # the refinement: make source 1 a copy of source 0
+            M = np.linalg.inv(res["W"])
+            M[:, 1] = M[:, 0] + 0.02 * M[:, 1]
+            res = dict(res, W=np.linalg.inv(M))
+        return res
+
+    monkeypatch.setattr(session_crl, "fit_joint_sparse", splitting)
+    est = SessionCRL(4, noise_cov=sim.noise_cov, random_state=0).fit(sim.raws, forward=sim.forward)
+    assert calls == [True, False]  # refined, then rejected and re-estimated on the start
+    assert est.refined_ is False
+    assert est.pattern_correlation_.max() <= 0.8
+    # The start alone still finds the sources (within 2 cm on this easy problem).
+    assert localization_error(sim.truth.pos, est.source_pos_) < 20.0
+
+
 def test_power_changes_are_not_changing_edges():
     """Strengths fixed, sources' power changing: few edges flagged; a real change is found."""
     flagged = tested = 0

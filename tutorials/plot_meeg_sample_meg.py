@@ -46,8 +46,6 @@ if HAVE_DATA:
     # Measurement info (sensor array, digitisation) of a sample-subject recording.
     raw_info = mne.io.read_info(DATA / "mne_python_testdata" / "test-ave.fif.gz", verbose=False)
     info = mne.pick_info(raw_info, mne.pick_types(raw_info, meg=True, exclude="bads"))
-    with info._unlock():
-        info["projs"] = []  # the simulation below has no environmental noise to project out
     trans = TESTING / "MEG" / "sample" / "sample_audvis_trunc-trans.fif"
     bem = mne.read_bem_solution(TESTING / "subjects" / "sample" / "bem" / "sample-1280-bem-sol.fif",
                                 verbose=False)
@@ -93,7 +91,10 @@ if HAVE_DATA:
         z[2] = w12 * z[1] + e[2]
         s = 15e-9 * z
         data = patterns @ s + L_noise @ rng.normal(size=(len(C), n_times))
-        raws.append(mne.io.RawArray(data, info, verbose=False))
+        raw = mne.io.RawArray(data, info, verbose=False)
+        # The simulation has no environmental noise for the recording's SSP
+        # projectors to remove: drop them (public API, the caller's info untouched).
+        raws.append(raw.del_proj("all"))
         sources.append(z)
     true_net = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], bool)
 

@@ -28,7 +28,11 @@ leadfield. SessionCRL combines both:
    at every step within 2 cm of its RAP-MUSIC location). The physics prior
    removes the ambiguities a free per-session precision leaves (sparser-than-truth
    mixtures, the intimate-neighbour limit); the sparsity criterion corrects the
-   dipole patterns for head-model error.
+   dipole patterns for head-model error. A refinement that makes two whitened
+   source patterns alike (absolute correlation above 0.8) although the physics
+   start kept them apart has split one generator in two (seen on real evoked
+   MEG, where the signal subspace is dominated by a few strong directions); it
+   is then rejected, the start unmixing is kept and ``refined_`` is False.
 4. **Re-localisation** - each refined pattern is localised by scanning the
    leadfield (:func:`crl_neuro.meeg.scan_leadfield`), goodness of fit in %.
 
@@ -123,6 +127,14 @@ def _subtract_noise(covs: np.ndarray, noise: np.ndarray) -> np.ndarray:
         floor = 0.05 * max(float(e.max()), 1e-12)
         out[d] = (Q * np.maximum(e, floor)) @ Q.T
     return out
+
+
+def _max_corr(mix_w: np.ndarray) -> float:
+    """Largest absolute correlation between two columns of a (whitened) mixing matrix."""
+    P = mix_w / np.maximum(np.linalg.norm(mix_w, axis=0, keepdims=True), 1e-300)
+    R = np.abs(P.T @ P)
+    np.fill_diagonal(R, 0.0)
+    return float(R.max()) if R.size else 0.0
 
 
 def _log_context(verbose: Any):
@@ -220,6 +232,11 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
     pattern_correlation_ : ndarray, shape (n_sources, n_sources)
         Absolute correlations of the noise-whitened sensor patterns (0 on the
         diagonal); a warning is issued above 0.8, or for sources within 1 cm.
+    refined_ : bool
+        False when the causal refinement was rejected because it made two
+        source patterns alike that the leadfield start kept apart (see the
+        module docstring); the sources are then the leadfield start's. Always
+        True without a forward.
     n_eff_ : ndarray, shape (n_sessions, n_sources, n_sources)
         Effective sample sizes (per session and source pair, Bartlett).
     source_pos_, source_ori_, source_vertices_, source_gof_, source_amplitude_ : ndarray
@@ -414,6 +431,21 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
                                  random_state=self.random_state)
         res = fit_joint_sparse(covs, n_eff, W0, sparsity=self.sparsity, prior=prior,
                                update_W=forward is not None)
+        refined = True
+        if forward is not None:
+            # The refinement corrects dipole patterns; it must not merge two of them.
+            # If it makes two whitened patterns alike (|r| > _MAX_PATTERN_CORR) that
+            # the physics start kept apart, one generator has been split in two:
+            # keep the start unmixing and estimate the network on it.
+            r_ref = _max_corr(Vpinv @ np.linalg.inv(res["W"]))
+            r_0 = _max_corr(Vpinv @ np.linalg.inv(W0))
+            if r_ref > _MAX_PATTERN_CORR >= r_0:
+                logger.info(
+                    "SessionCRL: the refinement made two source patterns alike (|r| %.2f -> "
+                    "%.2f); keeping the leadfield start", r_0, r_ref,
+                )
+                refined = False
+                res = fit_joint_sparse(covs, n_eff, W0, sparsity=self.sparsity, update_W=False)
         W = res["W"]
         logger.info(
             "SessionCRL: %d refinement iterations, %d edges",
@@ -458,6 +490,7 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
         self.n_eff_ = n_eff_z
         self.penalty_ = float(res["lam"])
         self.n_iter_ = int(res["n_iter"])
+        self.refined_ = bool(refined)
         self.input_kind_ = kind
         stale = ("source_pos_", "source_ori_", "source_vertices_", "source_gof_",
                  "source_amplitude_", "dipoles_")

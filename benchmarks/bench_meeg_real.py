@@ -1,0 +1,384 @@
+"""Benchmark: SessionCRL on real recordings with a known answer (motor EEG, sample MEG).
+
+Two real datasets from ``../shared/data/meg_eeg`` (skipped cleanly when absent):
+
+**Motor EEG** (PhysioNet EEG Motor Movement/Imagery, subject S001, runs 3-14 as
+twelve sessions), with the settings of ``tutorials/plot_meeg_motor_sessions.py``:
+8-30 Hz, average reference (projector), T1/T2 epochs 0-4 s, fsaverage5 ``oct5``
+cortex in a sphere head model (``trans=None``), ``SessionCRL(n_sources=8,
+random_state=0)`` defaults. Landmarks: the hand area of the primary motor cortex,
+MNI (+-37, -21, 58) (M1 centroid of the Human Motor Area Template, Mayka et al.
+2006, at the level of the precentral "hand knob", Yousry et al. 1997). Source
+positions are taken from head to fsaverage MRI (surface RAS) coordinates with
+MNE's ``fsaverage-trans.fif``; fsaverage's MRI space is MNI305, so distances are
+in MNI mm. For each landmark we report the nearest source and its *lateralisation*:
+``dB(power T2 / power T1)`` of the source time course in the left/right fist runs
+(3, 4, 7, 8, 11, 12; T1 = left fist, T2 = right fist), mean over runs. A
+left-hemisphere hand source should be negative (its mu/beta power drops more when
+the right hand moves), a right-hemisphere one positive. "hit" = within 20 mm and
+the right sign. Methods: SessionCRL defaults; MNE ICA (Picard, 20 and 8
+components, concatenated epochs, same ad-hoc whitening) + leadfield scan of each
+component (:func:`crl_neuro.meeg.scan_leadfield`).
+
+**Sample MEG** (``test-ave.fif.gz``: evoked responses of the MNE sample subject
+to left/right auditory and left/right visual stimuli, 306 MEG channels, bads
+excluded, SSP projectors as stored), with the sample subject's noise covariance
+(``test-cov.fif``), 1-layer BEM, head-MRI trans and a free-orientation volume
+source space every 8 mm inside the inner skull. The four conditions are the
+sessions (each evoked, -0.2 to 0.5 s, as one Raw). Landmarks: auditory cortex,
+MNI (-55, -25, 8) and (55, -22, 8) (Heschl's gyrus / planum temporale, where the
+N100m is usually localised); positions are taken from head to MNI with
+:func:`mne.head_to_mni` (the subject's Talairach transform). Methods:
+SessionCRL defaults (``n_sources`` 4 and 6); MNE ICA (Picard, 6 components) +
+leadfield scan; ``mne.fit_dipole`` (BEM, noise covariance) at the N100m peak of
+the averaged auditory responses (gradiometer peak 50-150 ms, found per side),
+once on the left and once on the right temporal-sensor selection
+(``mne.read_vectorview_selection``), as MNE's tutorials do; LCMV (``mne.beamformer.make_lcmv``, data covariance from the
+four evokeds 0-0.5 s, noise covariance, reg 0.05) power peak in each
+hemisphere on the same grid. Note that fit_dipole and LCMV are told where to look
+(sensor selection or hemisphere, N100m latency); the decomposition methods are not.
+
+Columns: ``L``/``R`` distance (mm) of the nearest source to the left/right
+landmark (``*`` marks a hit: within 20 mm, and for the motor EEG lateralised the
+right way, lateralisation in dB in brackets); ``|r| max``: largest absolute
+correlation of two sources' noise-whitened sensor patterns (> 0.8 means one
+generator split in two); fit time (s, 1 CPU thread).
+
+Measured (2026-12-05, CPU, 1 thread; ``OMP_NUM_THREADS=1 python benchmarks/bench_meeg_real.py``).
+Before (main at 7676d1b)::
+
+    data       method                           L mm [lat dB]     R mm [lat dB]  |r| max   fit s
+    motor EEG  SessionCRL k=8                   46.1  [+0.12]     63.3  [+0.04]     0.84     0.5
+    motor EEG  ICA picard 20 + scan             28.3  [-0.02]     20.5  [+0.27]     0.76     3.9
+    motor EEG  ICA picard 8 + scan              48.5  [-0.07]     71.1  [-0.81]     0.57     1.5
+    sample MEG SessionCRL k=4                           79.5              66.7      0.99     2.5
+    sample MEG SessionCRL k=6                           21.9              70.8      0.93     4.1
+    sample MEG ICA picard 6 + scan                      69.2              32.3      0.52     0.1
+    sample MEG fit_dipole L/R temporal                  12.8*             14.9*        -     5.3
+    sample MEG LCMV peak per hemisphere                 38.5              99.9         -     0.5
+
+After (a refinement that merges two source patterns is rejected, ``refined_``)::
+
+    data       method                           L mm [lat dB]     R mm [lat dB]  |r| max   fit s
+    motor EEG  SessionCRL k=8                   46.1  [+0.12]     63.3  [+0.04]     0.84     0.6
+    motor EEG  ICA picard 20 + scan             28.3  [-0.02]     20.5  [+0.27]     0.76     5.3
+    motor EEG  ICA picard 8 + scan              48.5  [-0.07]     71.1  [-0.81]     0.57     2.3
+    sample MEG SessionCRL k=4                           81.2              27.1      0.70     2.6
+    sample MEG SessionCRL k=6                           21.9              15.8*     0.61     4.2
+    sample MEG ICA picard 6 + scan                      69.2              32.3      0.52     0.2
+    sample MEG fit_dipole L/R temporal                  12.8*             14.9*        -     7.1
+    sample MEG LCMV peak per hemisphere                 38.5              99.9         -     0.5
+
+Not met (issue 23, "Done when"): no SessionCRL source near either hand area of the
+motor EEG; on the sample MEG the left auditory source is at 21.9 mm (right 15.8 mm,
+both auditory only with 6 sources). What the diagnosis showed:
+
+- Motor EEG: with 8 sources, the 8-dimensional principal subspace of the 8-30 Hz
+  data does not isolate the mu rhythm (ICA with 8 components fails the same way;
+  ICA with 20 finds the right mu source, 20.5 mm, lateralised the right way). In
+  that subspace the MUSIC score of almost every cortical location is 0.96-0.99
+  (smooth EEG topographies, sphere model), so the RAP-MUSIC start is not
+  discriminative and picks deep midline/basal locations; the leadfield prior then
+  keeps them (final positions = start positions). With 12, 16 or 20 sources the
+  start is still deep. A data-driven start (the core's sparsity search, then a
+  scan) finds a left central source at 25.6 mm with 20 sources but is much worse on
+  the simulated family (mean localisation 24.1 vs 13.1 mm, 8 draws), so it was not
+  adopted. Distances depend on the landmark: the nearest sources here sit 15-20 mm
+  below the z = 58 mm hand area (EEG in a sphere model localises deep).
+- Sample MEG: the RAP-MUSIC start with 6 sources has both auditory cortices
+  (19 and 18 mm from the landmarks), but the causal refinement merged sources
+  (whitened pattern correlations 0.93-0.99) and moved them 37-60 mm. Rejecting such
+  a refinement (this change) keeps the right one (15.8 mm); the left one is
+  re-localised from its subspace-limited pattern at 21.9 mm. The evoked responses
+  average 3-6 trials; the given noise covariance is that of single trials
+  (dividing it by the number of averages did not change the outcome).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_meeg_real.py            # both
+    OMP_NUM_THREADS=1 python benchmarks/bench_meeg_real.py --only motor
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[1] / "shared" / "data" / "meg_eeg"
+MOTOR = DATA / "physionet_eegmmidb_S001"
+PYTEST = DATA / "mne_python_testdata"
+TESTING = DATA / "mne_testing_data"
+
+HAND_MNI = np.array([[-37.0, -21.0, 58.0], [37.0, -21.0, 58.0]])
+AUDITORY_MNI = np.array([[-55.0, -25.0, 8.0], [55.0, -22.0, 8.0]])
+HIT_MM = 20.0
+HAND_RUNS = (3, 4, 7, 8, 11, 12)
+
+
+def _pattern_corr(whitener: np.ndarray, patterns: np.ndarray) -> float:
+    P = whitener @ patterns
+    P = P / np.linalg.norm(P, axis=0, keepdims=True)
+    R = np.abs(P.T @ P)
+    np.fill_diagonal(R, 0.0)
+    return float(R.max())
+
+
+def _nearest(pos_mm: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    d = np.linalg.norm(pos_mm[:, None] - landmarks[None], axis=-1)  # (n_src, n_land)
+    return d.argmin(axis=0), d.min(axis=0)
+
+
+# --------------------------------------------------------------------------- motor
+def _load_run(run: int, tmin=0.0, tmax=4.0):
+    import mne
+
+    raw = mne.io.read_raw_edf(MOTOR / f"S001R{run:02d}.edf", preload=True, verbose=False)
+    mne.datasets.eegbci.standardize(raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        raw.set_montage("standard_1005", verbose=False)
+    raw.filter(8.0, 30.0, verbose=False)
+    raw.set_eeg_reference("average", projection=True, verbose=False)
+    events, event_id = mne.events_from_annotations(raw, event_id={"T1": 1, "T2": 2}, verbose=False)
+    return mne.Epochs(raw, events, event_id, tmin=tmin, tmax=tmax, baseline=None, preload=True,
+                      verbose=False)
+
+
+def _lateralisation(sources_by_run: dict) -> np.ndarray:
+    """dB(P_T2 / P_T1) per source, mean over the left/right fist runs.
+
+    ``sources_by_run[run] = (data (n_epochs, k, t), event codes)``.
+    """
+    out = []
+    for data, codes in sources_by_run.values():
+        p = (data**2).mean(axis=-1)  # (n_epochs, k)
+        out.append(10 * np.log10(p[codes == 2].mean(0) / p[codes == 1].mean(0)))
+    return np.mean(out, axis=0)
+
+
+def run_motor(n_sources: int = 8, crl_kwargs: dict | None = None) -> list[dict]:
+    import mne
+
+    from crl_neuro.datasets.meeg import _cortex_source_space, _fsaverage_mri_to_head
+    from crl_neuro.meeg import SessionCRL, scan_leadfield
+
+    runs = tuple(range(3, 15))
+    sessions = [_load_run(r) for r in runs]
+    info = sessions[0].info
+    src = _cortex_source_space("oct5")
+    sphere = mne.make_sphere_model("auto", "auto", info, verbose=False)
+    fwd = mne.make_forward_solution(info, trans=None, src=src, bem=sphere, eeg=True, meg=False,
+                                    verbose=False)
+    fwd = mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True, verbose=False)
+    head_mri = np.linalg.inv(_fsaverage_mri_to_head())
+
+    def to_mni(pos_head):
+        return (pos_head @ head_mri[:3, :3].T + head_mri[:3, 3]) * 1e3
+
+    hand = {r: s for r, s in zip(runs, sessions) if r in HAND_RUNS}
+    rows = []
+
+    def score(name, pos_head, transform, pcorr, fit_s, gof):
+        pos = to_mni(pos_head)
+        lat = _lateralisation({r: (transform(e), e.events[:, 2]) for r, e in hand.items()})
+        idx, dist = _nearest(pos, HAND_MNI)
+        want = (-1, 1)  # left source: T2 (right hand) lower; right source: T1 lower
+        hits = [bool(d <= HIT_MM and np.sign(lat[i]) == w) for i, d, w in zip(idx, dist, want)]
+        # Best qualifying source per landmark (any source within 20 mm, right sign).
+        d_all = np.linalg.norm(pos[:, None] - HAND_MNI[None], axis=-1)
+        rows.append({"data": "motor EEG", "method": name, "L": dist[0], "R": dist[1],
+                         "lat_L": lat[idx[0]], "lat_R": lat[idx[1]], "hit_L": hits[0], "hit_R": hits[1],
+                         "any_L": bool(np.any((d_all[:, 0] <= HIT_MM) & (lat < 0))),
+                         "any_R": bool(np.any((d_all[:, 1] <= HIT_MM) & (lat > 0))),
+                         "rmax": pcorr, "fit_s": fit_s})
+        for j, (p, l_, g) in enumerate(zip(pos, lat, gof)):
+            print(f"  {name} src {j}: MNI ({p[0]:6.1f},{p[1]:6.1f},{p[2]:6.1f}) GOF {g:4.0f}%  "
+                  f"lat {l_:+.2f} dB")
+
+    kw = {"random_state": 0}
+    kw.update(crl_kwargs or {})
+    crl = SessionCRL(n_sources=n_sources, **kw)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="noise_cov is None")
+        crl.fit(sessions, forward=fwd)
+    fit_s = time.perf_counter() - t0
+    score(f"SessionCRL k={n_sources}", crl.source_pos_, crl.transform,
+          float(crl.pattern_correlation_.max()), fit_s, crl.source_gof_)
+    Wn = crl.whitener_
+
+    epochs = mne.concatenate_epochs([s.copy() for s in sessions], verbose=False)
+    for n_comp in (20, n_sources):
+        ica = mne.preprocessing.ICA(n_components=n_comp, method="picard", random_state=0,
+                                    max_iter=1000, verbose=False)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ica.fit(epochs, verbose=False)
+        ica_s = time.perf_counter() - t0
+        A = ica.get_components()
+        res = scan_leadfield(fwd, A, info=info)
+
+        def transform(e, ica=ica):
+            return ica.get_sources(e).get_data()
+
+        score(f"ICA picard {n_comp} + scan", res.pos, transform, _pattern_corr(Wn, A), ica_s,
+              res.gof)
+    return rows
+
+
+# ---------------------------------------------------------------------- sample MEG
+def run_sample(n_sources_list=(4, 6), crl_kwargs: dict | None = None) -> list[dict]:
+    import mne
+
+    from crl_neuro.meeg import SessionCRL, scan_leadfield
+
+    subjects_dir = TESTING / "subjects"
+    trans = mne.read_trans(TESTING / "MEG" / "sample" / "sample_audvis_trunc-trans.fif")
+    bem = mne.read_bem_solution(subjects_dir / "sample" / "bem" / "sample-1280-bem-sol.fif",
+                                verbose=False)
+    evokeds = mne.read_evokeds(PYTEST / "test-ave.fif.gz", verbose=False)
+    evokeds = [e.copy().pick("meg", exclude="bads") for e in evokeds]
+    info = evokeds[0].info
+    cov = mne.read_cov(PYTEST / "test-cov.fif", verbose=False)
+    src = mne.setup_volume_source_space("sample", pos=8.0, bem=bem, subjects_dir=subjects_dir,
+                                        verbose=False)
+    fwd = mne.make_forward_solution(info, trans, src, bem, meg=True, eeg=False, verbose=False)
+    print("  conditions:", [e.comment for e in evokeds], f"nave={[e.nave for e in evokeds]}")
+
+    def to_mni(pos_head):
+        return mne.head_to_mni(pos_head, "sample", trans, subjects_dir=subjects_dir, verbose=False)
+
+    rows = []
+
+    def score(name, pos_head, pcorr, fit_s, gof):
+        pos = to_mni(np.atleast_2d(pos_head))
+        _idx, dist = _nearest(pos, AUDITORY_MNI)
+        rows.append({"data": "sample MEG", "method": name, "L": dist[0], "R": dist[1], "lat_L": np.nan,
+                         "lat_R": np.nan, "hit_L": bool(dist[0] <= HIT_MM), "hit_R": bool(dist[1] <= HIT_MM),
+                         "any_L": bool(dist[0] <= HIT_MM), "any_R": bool(dist[1] <= HIT_MM),
+                         "rmax": pcorr, "fit_s": fit_s})
+        for j, (p, g) in enumerate(zip(pos, np.atleast_1d(gof))):
+            print(f"  {name} src {j}: MNI ({p[0]:6.1f},{p[1]:6.1f},{p[2]:6.1f}) GOF {g:4.0f}%")
+
+    raws = [mne.io.RawArray(e.data, e.info, verbose=False) for e in evokeds]
+    Wn = None
+    for k in n_sources_list:
+        kw = {"random_state": 0, "noise_cov": cov}
+        kw.update(crl_kwargs or {})
+        crl = SessionCRL(n_sources=k, **kw)
+        t0 = time.perf_counter()
+        crl.fit(raws, forward=fwd)
+        fit_s = time.perf_counter() - t0
+        Wn = crl.whitener_
+        score(f"SessionCRL k={k}", crl.source_pos_, float(crl.pattern_correlation_.max()), fit_s,
+              crl.source_gof_)
+
+    # ICA + scan on the concatenated evokeds.
+    raw_all = mne.concatenate_raws([r.copy() for r in raws], verbose=False)
+    ica = mne.preprocessing.ICA(n_components=6, noise_cov=cov, method="picard", random_state=0,
+                                max_iter=1000, verbose=False)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ica.fit(raw_all, verbose=False)
+    ica_s = time.perf_counter() - t0
+    A = ica.get_components()
+    res = scan_leadfield(fwd, A, info=info, noise_cov=cov)
+    score("ICA picard 6 + scan", res.pos, _pattern_corr(Wn, A), ica_s, res.gof)
+
+    # fit_dipole at the N100m peak of the averaged auditory responses, per hemisphere.
+    aud = mne.combine_evoked([e for e in evokeds if "Auditory" in e.comment], weights="nave")
+    _, peak = aud.copy().crop(0.05, 0.15).get_peak(ch_type="grad")
+    t0 = time.perf_counter()
+    pos, gof = [], []
+    for side in ("Left", "Right"):
+        sel = [c for c in mne.read_vectorview_selection(f"{side}-temporal", info=info)
+               if c in info["ch_names"]]
+        ev = aud.copy().pick(sel)
+        _, t_side = ev.copy().crop(0.05, 0.15).get_peak(ch_type="grad")  # N100m of this side
+        print(f"  fit_dipole {side}: N100m peak {t_side * 1e3:.0f} ms")
+        ev.crop(t_side, t_side)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dip, _ = mne.fit_dipole(ev, cov, bem, trans, verbose=False)
+        pos.append(dip.pos[0])
+        gof.append(dip.gof[0])
+    dip_s = time.perf_counter() - t0
+    print(f"  N100m peak {peak * 1e3:.0f} ms")
+    score("fit_dipole L/R temporal", np.array(pos), np.nan, dip_s, np.array(gof))
+
+    # LCMV: data covariance from the auditory evokeds around the N100m.
+    from mne.beamformer import apply_lcmv, make_lcmv
+
+    t0 = time.perf_counter()
+    data = np.hstack([e.copy().crop(0.0, None).data for e in evokeds])
+    data_cov = mne.Covariance(np.cov(data), info["ch_names"], info["bads"], info["projs"],
+                              nfree=data.shape[1] - 1, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        filt = make_lcmv(info, fwd, data_cov, reg=0.05, noise_cov=cov, pick_ori="max-power",
+                         weight_norm="unit-noise-gain", rank=None, verbose=False)
+        stc = apply_lcmv(aud.copy().crop(peak - 0.01, peak + 0.01), filt, verbose=False)
+    power = (stc.data**2).mean(axis=1)
+    src_head = mne.transforms.apply_trans(fwd["mri_head_t"], fwd["source_rr"])
+    src_mni = to_mni(src_head)
+    pos = []
+    for sign in (-1, 1):
+        mask = np.sign(src_mni[:, 0]) == sign
+        pos.append(src_head[np.flatnonzero(mask)[power[mask].argmax()]])
+    lcmv_s = time.perf_counter() - t0
+    score("LCMV peak per hemisphere", np.array(pos), np.nan, lcmv_s, np.full(2, np.nan))
+    return rows
+
+
+def _table(rows: list[dict]) -> str:
+    head = (f"{'data':<11}{'method':<28}{'L mm [lat dB]':>18}{'R mm [lat dB]':>18}"
+            f"{'|r| max':>9}{'fit s':>8}")
+    lines = [head]
+    for r in rows:
+        def cell(side, r=r):
+            star = "*" if r[f"hit_{side}"] else " "
+            lat = r[f"lat_{side}"]
+            lat_s = f" [{lat:+.2f}]" if np.isfinite(lat) else ""
+            return f"{r[side]:6.1f}{star}{lat_s}"
+        rm = f"{r['rmax']:.2f}" if np.isfinite(r["rmax"]) else "-"
+        lines.append(f"{r['data']:<11}{r['method']:<28}{cell('L'):>18}{cell('R'):>18}"
+                     f"{rm:>9}{r['fit_s']:8.1f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=("motor", "sample"), default=None)
+    args = parser.parse_args(argv)
+    if not DATA.is_dir():
+        print(f"{DATA} not found: nothing to benchmark (the real data live beside the project).")
+        return []
+    rows = []
+    if args.only in (None, "motor"):
+        if MOTOR.is_dir():
+            print("motor EEG (12 runs)")
+            rows += run_motor()
+        else:
+            print(f"{MOTOR} not found: motor EEG skipped")
+    if args.only in (None, "sample"):
+        if (PYTEST / "test-ave.fif.gz").is_file() and (TESTING / "subjects" / "sample").is_dir():
+            print("sample MEG (4 evoked conditions)")
+            rows += run_sample()
+        else:
+            print("MNE sample data not found: sample MEG skipped")
+    print()
+    print(_table(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
