@@ -411,3 +411,27 @@ def test_zscore_runs_in_place_only_when_asked():
     assert np.array_equal(x, keep)
     (z,) = P.zscore_runs([x], copy=False)
     assert z is x and np.allclose(x.mean(axis=0), 0)
+
+
+def test_merge_every_run_keeps_apart_what_differs_in_one_run():
+    """Two adjacent pieces share their signal in run 1 and have independent signals in
+    run 2 (a region split across runs): pooled over runs they still correlate enough to
+    merge; requiring the same variable in every run keeps them apart, while two parts
+    of one region are merged either way."""
+    rng = np.random.default_rng(5)
+    n_t, n_vox = 400, 30  # pieces 1, 2 = region A (two parts), piece 3 = region B
+    runs = []
+    for r in range(2):
+        a = rng.laplace(size=n_t)
+        b = a if r == 0 else rng.laplace(size=n_t)
+        sig = np.repeat(np.c_[a, a, b], 10, axis=1)
+        runs.append(sig + 0.5 * rng.standard_normal((n_t, n_vox)))
+    Zs = P.zscore_runs(runs)
+    conn = sparse.diags([np.ones(n_vox - 1), np.ones(n_vox - 1)], [-1, 1]).tocsr()
+    pieces = np.repeat([1, 2, 3], 10)
+    _, scores = P.denoise(Zs, 4)
+    pos = np.c_[np.arange(n_vox), np.zeros(n_vox), np.zeros(n_vox)]
+    pooled = P.merge_same_variable(Zs, pieces, conn, scores, 0.4, "timecourses", 1, pos, across_runs="pooled")
+    every = P.merge_same_variable(Zs, pieces, conn, scores, 0.4, "timecourses", 1, pos, across_runs="every")
+    assert pooled[0] == pooled[10] == pooled[20]
+    assert every[0] == every[10] and every[20] != every[0]

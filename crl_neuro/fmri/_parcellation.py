@@ -238,6 +238,7 @@ def merge_same_variable(
     positions: np.ndarray,
     min_reliability: float = 0.05,
     n_target: int | None = None,
+    across_runs: str = "pooled",
 ) -> np.ndarray:
     """Merge adjacent pieces that carry the same variable.
 
@@ -266,10 +267,14 @@ def merge_same_variable(
         for i, z in enumerate(Zs):
             m = cluster_sums(z, ind)
             blocks.append(proj[i] @ m if proj is not None else m - m.mean(axis=0))
+        rows.append(np.cumsum([0] + [b.shape[0] for b in blocks]))
         return np.concatenate(blocks)
+
+    rows: list[np.ndarray] = []
 
     live = labels > 0
     full, h1, h2 = sums(live), sums(live & half), sums(live & ~half)
+    bnd = rows[0]
     adj = cluster_adjacency(labels, connectivity)
     group = np.arange(K)  # piece -> current group id (a piece index)
     alive = np.ones(K, bool)
@@ -286,7 +291,16 @@ def merge_same_variable(
     def score(a, b):
         if rels[a] < min_reliability or rels[b] < min_reliability or norms[a] == 0 or norms[b] == 0:
             return -np.inf
-        c = (full[:, a] @ full[:, b]) / (norms[a] * norms[b])
+        if across_runs == "every":
+            # one variable in every run: the smallest per-run correlation decides
+            cs = []
+            for r0, r1 in zip(bnd[:-1], bnd[1:]):
+                fa, fb = full[r0:r1, a], full[r0:r1, b]
+                den = np.sqrt((fa @ fa) * (fb @ fb))
+                cs.append((fa @ fb) / den if den > 0 else 0.0)
+            c = min(cs)
+        else:
+            c = (full[:, a] @ full[:, b]) / (norms[a] * norms[b])
         return c / np.sqrt(rels[a] * rels[b])
 
     S = np.full((K, K), -np.inf)
@@ -513,6 +527,7 @@ def parcellate(
     local_average: bool = True,
     background: bool = True,
     trim: bool = True,
+    across_runs: str = "pooled",
 ) -> np.ndarray:
     """The whole partition (steps 1-4 of the module docstring) on z-scored runs.
 
@@ -526,7 +541,7 @@ def parcellate(
     pieces = absorb_small(Zs, ward_labels(F, connectivity, n_pieces), connectivity)
     labels = merge_same_variable(
         Zs, pieces, connectivity, scores, merge_threshold, merge_signal, n_lags, positions,
-        n_target=None if background else n_rois,
+        n_target=None if background else n_rois, across_runs=across_runs,
     )
     if background:
         labels = select_coherent(coords, labels, n_rois)
