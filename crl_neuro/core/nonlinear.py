@@ -111,6 +111,7 @@ from crl_neuro.core.base import (
     logger_verbosity,
     use_log_level,
 )
+from crl_neuro.core.graphs import moral_graph
 from crl_neuro.core.validation import (
     check_choice,
     check_data,
@@ -444,13 +445,7 @@ def markov_network_from_adjacency(
     n = S.shape[0]
     if top < min_strength:
         return np.zeros((n, n), dtype=bool)
-    dag = S >= threshold * top
-    M = dag | dag.T
-    for child in range(n):
-        parents = np.flatnonzero(dag[:, child])
-        M[np.ix_(parents, parents)] = True
-    np.fill_diagonal(M, False)
-    return M
+    return moral_graph(S >= threshold * top)
 
 
 def _progress(iterable: Any, verbose: Any, desc: str) -> Any:
