@@ -279,3 +279,21 @@ def test_fdr_edges_matches_mne_fdr_correction():
             want = np.zeros((k, k), bool)
             want[iu[0][tested], iu[1][tested]] = reject
             np.testing.assert_array_equal(got, want | want.T, err_msg=f"trial {trial}, alpha {alpha}")
+
+
+def test_no_import_cycle_between_multidist_nonlinear_changes():
+    """The linear engine sits below the estimators: no core module imports one above it."""
+    import ast
+    import pathlib
+
+    core = pathlib.Path(crl_neuro.__file__).parent / "core"
+
+    def imports(name):
+        tree = ast.parse((core / f"{name}.py").read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+    assert "crl_neuro.core.multidist" not in imports("nonlinear")
+    assert "crl_neuro.core.multidist" not in imports("changes")
+    assert not {"crl_neuro.core.multidist", "crl_neuro.core.nonlinear", "crl_neuro.core.changes"} & imports(
+        "joint_sparse"
+    )
