@@ -137,7 +137,9 @@ def default_loader(path: Any) -> Any:
         try:
             import mne_bids
         except ImportError as err:  # pragma: no cover - BIDSPath implies mne_bids
-            raise ImportError("loading a BIDSPath needs mne-bids") from err
+            raise ImportError(
+                "loading a BIDSPath needs mne-bids: pip install mne-bids (or crl_neuro[bids])"
+            ) from err
         return mne_bids.read_raw_bids(path, verbose=False)
     p = Path(path)
     name = p.name.lower()

@@ -204,3 +204,58 @@ def test_intimate_neighbors_hand_worked():
     assert [sorted(v.tolist()) for v in intimate_neighbors(g)] == got
     with pytest.raises(ValueError, match="markov_network"):
         intimate_neighbors(np.zeros((2, 3)))
+
+
+def test_topological_order_smallest_ready_first_and_cycle():
+    from crl_neuro.core.graphs import topological_order
+
+    adj = np.zeros((4, 4))
+    adj[3, 0] = adj[0, 2] = adj[1, 2] = 1  # 3 -> 0 -> 2 <- 1
+    # ready at start: {1, 3}; 1 first, then 3, then 0 (freed by 3), then 2
+    assert topological_order(adj) == [1, 3, 0, 2]
+    assert topological_order(np.zeros((3, 3))) == [0, 1, 2]
+    adj[2, 3] = 1  # closes 3 -> 0 -> 2 -> 3
+    with pytest.raises(ValueError, match="acyclic"):
+        topological_order(adj)
+    with pytest.raises(ValueError, match="square"):
+        topological_order(np.zeros((2, 3)))
+
+
+def test_is_dag_matrix_and_graph_agree():
+    from crl_neuro.core.graphs import is_dag
+
+    adj = np.zeros((3, 3))
+    adj[0, 1] = adj[1, 2] = 1
+    assert is_dag(adj) and Graph.from_adjacency(adj).is_dag()
+    adj[2, 0] = 1
+    assert not is_dag(adj) and not Graph.from_adjacency(adj).is_dag()
+    assert not is_dag(np.eye(2))  # a self-loop is a cycle
+    two_cycle = np.array([[0, 1], [1, 0]])
+    assert not is_dag(two_cycle)
+    assert not Graph.from_adjacency(two_cycle, kind="cpdag").is_dag()  # undirected edge
+
+
+def test_moral_graph_marries_parents():
+    from crl_neuro.core.graphs import moral_graph
+
+    dag = np.zeros((5, 5))
+    dag[0, 2] = dag[1, 2] = dag[2, 3] = 1  # collider 0 -> 2 <- 1, then 2 -> 3; 4 isolated
+    m = moral_graph(dag)
+    expected = np.zeros((5, 5), bool)
+    for i, j in [(0, 2), (1, 2), (2, 3), (0, 1)]:
+        expected[i, j] = expected[j, i] = True
+    np.testing.assert_array_equal(m, expected)
+    assert m.dtype == bool
+
+
+def test_graph_algorithms_have_one_home():
+    """The simulators and estimators use the core's graph algorithms (no private copies)."""
+    from crl_neuro.core import graphs
+    from crl_neuro.datasets import nonlinear
+    from crl_neuro.psychometrics import structure
+
+    assert nonlinear.moral_graph is graphs.moral_graph
+    assert structure.cpdag_from_dag is graphs.cpdag_from_dag
+    assert structure.apply_meek_rules is graphs.apply_meek_rules
+    chain = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])
+    assert nonlinear.intimate_neighbours(chain) == [v.tolist() for v in intimate_neighbors(chain)]

@@ -256,3 +256,44 @@ def test_effective_n_autocorrelation():
     for t in range(1, len(ar)):
         ar[t] = 0.9 * ar[t - 1] + white[t]
     assert effective_n(ar) < 1500
+
+
+def test_fdr_edges_matches_mne_fdr_correction():
+    """The BH step of the change tests agrees with ``mne.stats.fdr_correction``."""
+    from mne.stats import fdr_correction
+
+    from crl_neuro.core.changes import fdr_edges
+
+    rng = np.random.default_rng(0)
+    k = 9
+    for trial in range(20):
+        p = rng.uniform(size=(k, k)) ** rng.uniform(1, 6)  # mixes tiny and large p-values
+        p = np.triu(p, 1) + np.triu(p, 1).T
+        net = rng.uniform(size=(k, k)) < 0.6
+        net = np.triu(net, 1) | np.triu(net, 1).T
+        for alpha in (0.01, 0.05, 0.2):
+            got = fdr_edges(p, net, alpha)
+            iu = np.triu_indices(k, 1)
+            tested = net[iu]
+            reject, _ = fdr_correction(p[iu][tested], alpha=alpha, method="indep")
+            want = np.zeros((k, k), bool)
+            want[iu[0][tested], iu[1][tested]] = reject
+            np.testing.assert_array_equal(got, want | want.T, err_msg=f"trial {trial}, alpha {alpha}")
+
+
+def test_no_import_cycle_between_multidist_nonlinear_changes():
+    """The linear engine sits below the estimators: no core module imports one above it."""
+    import ast
+    import pathlib
+
+    core = pathlib.Path(crl_neuro.__file__).parent / "core"
+
+    def imports(name):
+        tree = ast.parse((core / f"{name}.py").read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+    assert "crl_neuro.core.multidist" not in imports("nonlinear")
+    assert "crl_neuro.core.multidist" not in imports("changes")
+    assert not {"crl_neuro.core.multidist", "crl_neuro.core.nonlinear", "crl_neuro.core.changes"} & imports(
+        "joint_sparse"
+    )

@@ -3,7 +3,8 @@
 Submodules: :mod:`~crl_neuro.core.base` (estimator base, persistence),
 :mod:`~crl_neuro.core.validation`, :mod:`~crl_neuro.core.graphs` (the graph type),
 :mod:`~crl_neuro.core.metrics`, :mod:`~crl_neuro.core.multidist`
-(:class:`MultiDistributionCRL`), :mod:`~crl_neuro.core.nonlinear` (nonlinear engine,
+(:class:`MultiDistributionCRL`; its linear engine in :mod:`~crl_neuro.core.joint_sparse`),
+:mod:`~crl_neuro.core.nonlinear` (nonlinear engine,
 :class:`IVAE`), :mod:`~crl_neuro.core.abstraction` (causal abstraction),
 :mod:`~crl_neuro.core.discovery` (causal-learn wrappers), :mod:`~crl_neuro.core.training`
 (torch loop) and :mod:`~crl_neuro.core.advisor` (identifiability advisor).

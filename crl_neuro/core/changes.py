@@ -232,7 +232,7 @@ def _innovation_correlation_test(
     """
     from scipy.optimize import linear_sum_assignment
 
-    from crl_neuro.core.multidist import pham_ajd
+    from crl_neuro.core.joint_sparse import pham_ajd
 
     D, k, _ = C.shape
     w = np.exp(np.mean(np.log(n), axis=(1, 2)))

@@ -342,6 +342,7 @@ def rlcd(
     stage1_ges_sparsity: float = 0.5,
     names: Sequence[str] | None = None,
     verbose: bool = False,
+    pass_names: bool = False,
     **kwargs: Any,
 ) -> Graph:
     """RLCD (causal-learn ``RLCD``): rank-based latent causal discovery (linear models).
@@ -364,6 +365,14 @@ def rlcd(
         (``L...``) and flagged in ``graph.latent``.
     verbose : bool
         Let causal-learn print.
+    pass_names : bool
+        Give ``names`` to causal-learn (its ``node_names``) instead of its default
+        ``X1, X2, ...``. RLCD orders variables by name in its search, so the result may
+        depend on the names; :func:`crl_neuro.psychometrics.baselines.run_causallearn`
+        passes them (as causal-learn's RLCD is used as shipped there). Either way the
+        observed nodes are the first ``n_variables`` nodes of the returned graph and
+        only the nodes after them are flagged latent (causal-learn flags any node whose
+        name starts with ``"L"``).
     **kwargs
         Passed to ``causallearn.search.HiddenCausal.RLCD``.
 
@@ -383,8 +392,12 @@ def rlcd(
     max_rank = check_int(max_rank, "max_rank", min_value=1)
     stage1_ges_sparsity = check_float(stage1_ges_sparsity, "stage1_ges_sparsity", min_value=0.0)
     alpha_dict = {k: alpha for k in range(max_rank + 1)}
+    if pass_names:
+        kwargs["node_names"] = list(names)
     with _quiet(verbose):
         cg = cl_rlcd(
             X, alpha_dict=alpha_dict, maxk=max_rank, stage1_ges_sparsity=stage1_ges_sparsity, **kwargs
         )
-    return _rename_observed(Graph.from_causallearn(cg, kind="cpdag"), names)
+    graph = Graph.from_causallearn(cg, kind="cpdag")
+    graph.latent = np.arange(graph.n_nodes) >= X.shape[1]  # observed variables come first
+    return graph if pass_names else _rename_observed(graph, names)

@@ -42,11 +42,25 @@ at ``i`` with ``-1`` tail, ``1`` arrow, ``2`` circle; :meth:`Graph.from_causalle
 
 from __future__ import annotations
 
+from itertools import combinations
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Graph", "intimate_neighbors", "NONE", "TAIL", "ARROW", "CIRCLE", "GRAPH_KINDS"]
+__all__ = [
+    "Graph",
+    "apply_meek_rules",
+    "cpdag_from_dag",
+    "intimate_neighbors",
+    "is_dag",
+    "moral_graph",
+    "topological_order",
+    "NONE",
+    "TAIL",
+    "ARROW",
+    "CIRCLE",
+    "GRAPH_KINDS",
+]
 
 NONE, TAIL, ARROW, CIRCLE = 0, 1, 2, 3
 _MARK_NAMES = {NONE: "none", TAIL: "tail", ARROW: "arrow", CIRCLE: "circle"}
@@ -199,17 +213,7 @@ class Graph:
         directed = (m == ARROW) & (m.T == TAIL)
         if np.any(edge & ~(directed | directed.T)):
             return False
-        indeg = directed.sum(axis=0)
-        queue = list(np.flatnonzero(indeg == 0))
-        seen = 0
-        while queue:
-            k = queue.pop()
-            seen += 1
-            for c in np.flatnonzero(directed[k]):
-                indeg[c] -= 1
-                if indeg[c] == 0:
-                    queue.append(c)
-        return seen == self.n_nodes
+        return is_dag(directed)
 
     # -- numpy adjacency ------------------------------------------------------------------
     @classmethod
@@ -518,6 +522,208 @@ class Graph:
         return Graph.from_dict(self.to_dict())
 
 
+# -- algorithms on numpy adjacency matrices ---------------------------------------------------
+def _square_bool(adj: Any, name: str) -> np.ndarray:
+    a = np.asarray(adj)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {a.shape}")
+    return a != 0
+
+
+def topological_order(adj: Any) -> list[int]:
+    """Order the nodes of a DAG so that every parent comes before its children.
+
+    Kahn's algorithm; among the nodes ready at a step the one with the smallest index
+    comes first, so the order is unique (the lexicographically smallest topological
+    order).
+
+    Parameters
+    ----------
+    adj : array-like, shape (n, n)
+        Adjacency, ``adj[i, j] != 0`` means ``i -> j``.
+
+    Returns
+    -------
+    order : list of int
+        The node indices in topological order.
+
+    Raises
+    ------
+    ValueError
+        If the graph has a directed cycle (a non-zero diagonal entry is a cycle).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> topological_order(np.array([[0, 0, 0], [1, 0, 1], [1, 0, 0]]))
+    [1, 2, 0]
+    """
+    order = _kahn(_square_bool(adj, "adj"))
+    if order is None:
+        raise ValueError("graph must be acyclic (a DAG)")
+    return order
+
+
+def _kahn(a: np.ndarray) -> list[int] | None:
+    """Kahn's order of a boolean adjacency, smallest ready index first; None if cyclic."""
+    indeg = a.sum(axis=0).astype(int)
+    ready = [i for i in range(a.shape[0]) if indeg[i] == 0]
+    order: list[int] = []
+    while ready:
+        i = ready.pop(0)
+        order.append(i)
+        for j in np.flatnonzero(a[i]):
+            indeg[j] -= 1
+            if indeg[j] == 0:
+                ready.append(int(j))
+        ready.sort()
+    return order if len(order) == a.shape[0] else None
+
+
+def is_dag(adj: Any) -> bool:
+    """Whether an adjacency matrix has no directed cycle.
+
+    Parameters
+    ----------
+    adj : array-like, shape (n, n)
+        Adjacency, ``adj[i, j] != 0`` means ``i -> j``. A non-zero diagonal entry (a
+        self-loop) is a cycle; an entry non-zero both ways is a 2-cycle.
+
+    Returns
+    -------
+    acyclic : bool
+    """
+    return _kahn(_square_bool(adj, "adj")) is not None
+
+
+def moral_graph(dag: Any) -> np.ndarray:
+    """Moral graph (Markov network) of a DAG.
+
+    Parameters
+    ----------
+    dag : array-like, shape (n, n)
+        Adjacency, ``dag[i, j] != 0`` means ``i -> j``.
+
+    Returns
+    -------
+    markov_network : ndarray of bool, shape (n, n)
+        Symmetric, False diagonal: the skeleton plus an edge between every pair of
+        parents of a common child ("married" parents).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> collider = np.array([[0, 0, 1], [0, 0, 1], [0, 0, 0]])
+    >>> moral_graph(collider).astype(int).tolist()
+    [[0, 1, 1], [1, 0, 1], [1, 1, 0]]
+    """
+    a = _square_bool(dag, "dag")
+    m = a | a.T
+    for child in range(a.shape[0]):
+        parents = np.flatnonzero(a[:, child])
+        m[np.ix_(parents, parents)] = True
+    np.fill_diagonal(m, False)
+    return m
+
+
+# -- equivalence classes --------------------------------------------------------------------
+def _directed(G: np.ndarray, a: int, b: int) -> bool:
+    return G[a, b] != 0 and G[b, a] == 0
+
+
+def _undirected(G: np.ndarray, a: int, b: int) -> bool:
+    return G[a, b] != 0 and G[b, a] != 0
+
+
+def _adjacent(G: np.ndarray, a: int, b: int) -> bool:
+    return G[a, b] != 0 or G[b, a] != 0
+
+
+def apply_meek_rules(G: np.ndarray) -> np.ndarray:
+    """Apply Meek's rules R1–R4 until nothing changes (orients undirected edges only).
+
+    Parameters
+    ----------
+    G : ndarray, shape (k, k)
+        Partially directed graph in the package's adjacency convention: ``G[a, b] != 0``
+        and ``G[b, a] == 0`` means ``a -> b``, both non-zero an undirected edge.
+
+    Returns
+    -------
+    G : ndarray
+        A copy with every edge orientation the rules imply.
+    """
+    G = (np.asarray(G) != 0).astype(int)
+    k = G.shape[0]
+    changed = True
+    while changed:
+        changed = False
+        for a in range(k):
+            for b in range(k):
+                if a == b or not _undirected(G, a, b):
+                    continue
+                orient = False
+                for c in range(k):
+                    if c in (a, b):
+                        continue
+                    # R1: c -> a - b, c and b not adjacent  =>  a -> b
+                    if _directed(G, c, a) and not _adjacent(G, c, b):
+                        orient = True
+                    # R2: a -> c -> b and a - b  =>  a -> b
+                    elif _directed(G, a, c) and _directed(G, c, b):
+                        orient = True
+                    if orient:
+                        break
+                if not orient:
+                    # R3: a - c -> b, a - d -> b, c and d not adjacent  =>  a -> b
+                    cs = [c for c in range(k) if c not in (a, b) and _undirected(G, a, c) and _directed(G, c, b)]
+                    for c, d in combinations(cs, 2):
+                        if not _adjacent(G, c, d):
+                            orient = True
+                            break
+                if not orient:
+                    # R4: a - c -> d -> b, a adjacent to d, c and b not adjacent  =>  a -> b
+                    for c in range(k):
+                        if c in (a, b) or not _undirected(G, a, c) or _adjacent(G, c, b):
+                            continue
+                        for d in range(k):
+                            if d in (a, b, c):
+                                continue
+                            if _directed(G, c, d) and _directed(G, d, b) and _adjacent(G, a, d):
+                                orient = True
+                                break
+                        if orient:
+                            break
+                if orient:
+                    G[b, a] = 0
+                    changed = True
+    return G
+
+
+def cpdag_from_dag(dag: np.ndarray) -> np.ndarray:
+    """CPDAG (Markov equivalence class) of a DAG.
+
+    Parameters
+    ----------
+    dag : ndarray, shape (k, k)
+        ``dag[a, b] != 0`` means a → b.
+
+    Returns
+    -------
+    cpdag : ndarray of int, shape (k, k)
+        Compelled edges directed, reversible edges undirected.
+    """
+    D = np.asarray(dag) != 0
+    k = D.shape[0]
+    G = (D | D.T).astype(int)
+    for c in range(k):
+        parents = np.flatnonzero(D[:, c])
+        for a, b in combinations(parents, 2):
+            if not (D[a, b] or D[b, a]):
+                G[c, a] = 0
+                G[c, b] = 0
+    return apply_meek_rules(G)
+
 
 def intimate_neighbors(markov_network: Any) -> list[np.ndarray]:
     """Intimate neighbours of every node of a Markov network.
@@ -525,7 +731,13 @@ def intimate_neighbors(markov_network: Any) -> list[np.ndarray]:
     A neighbour ``j`` of ``i`` is *intimate* when it is adjacent to all of ``i``'s other
     neighbours (Zhang, Xie, Ng & Zheng, ICML 2024). Under changing causal relations a
     latent is identified up to a function of itself and its intimate neighbours, so the
-    latents with none are identified component-wise.
+    latents with none are identified component-wise. The condition holds vacuously when
+    ``j`` is the only neighbour of ``i`` (e.g. the ends of a chain).
+
+    crl_neuro spells the function ``intimate_neighbors``, like scikit-learn's
+    ``neighbors``; the simulators' ground-truth field ``truth.intimate_neighbours`` and
+    :func:`crl_neuro.datasets.nonlinear.intimate_neighbours` (lists of int) keep the
+    earlier spelling for backward compatibility.
 
     Parameters
     ----------

@@ -111,6 +111,7 @@ from crl_neuro.core.base import (
     logger_verbosity,
     use_log_level,
 )
+from crl_neuro.core.graphs import moral_graph
 from crl_neuro.core.validation import (
     check_choice,
     check_data,
@@ -444,13 +445,7 @@ def markov_network_from_adjacency(
     n = S.shape[0]
     if top < min_strength:
         return np.zeros((n, n), dtype=bool)
-    dag = S >= threshold * top
-    M = dag | dag.T
-    for child in range(n):
-        parents = np.flatnonzero(dag[:, child])
-        M[np.ix_(parents, parents)] = True
-    np.fill_diagonal(M, False)
-    return M
+    return moral_graph(S >= threshold * top)
 
 
 def _progress(iterable: Any, verbose: Any, desc: str) -> Any:
@@ -762,12 +757,17 @@ def refine_latents(
     """
     from scipy.optimize import linear_sum_assignment
 
-    from crl_neuro.core.multidist import MultiDistributionCRL
+    from crl_neuro.core.changes import mechanism_changes
+    from crl_neuro.core.joint_sparse import fit_linear_multidomain
 
     k = Z.shape[1]
     codes = np.asarray(domain_codes)
-    lin = MultiDistributionCRL(k, mixing="linear", random_state=random_state).fit(Z, codes)
-    W, mean = lin.unmixing_, lin.mean_
+    # the linear path of MultiDistributionCRL(k, random_state=random_state).fit(Z, codes)
+    Zc = check_data(Z, "Z", ndim=2, min_samples=3)
+    labels, lin_codes = check_domains(codes, Zc.shape[0], min_per_domain=3)
+    lin = fit_linear_multidomain(Zc, lin_codes, labels.size, k, random_state=random_state)
+    lin_changing = mechanism_changes(lin["covariances"], lin["n_eff_latents"], lin["network"]).changing_edges
+    W, mean = lin["unmixing"], lin["mean"]
     Zr = (Z - mean) @ W.T
     # match refined latents to the encoded ones (keeps the latent order and signs)
     C = np.corrcoef(Z.T, Zr.T)[:k, k:]
@@ -777,7 +777,7 @@ def refine_latents(
     signs[signs == 0] = 1.0
     W = W[perm] * signs[:, None]
     P = np.ix_(perm, perm)
-    precisions = lin.domain_precisions_[(slice(None),) + P] * np.outer(signs, signs)
+    precisions = lin["precisions"][(slice(None),) + P] * np.outer(signs, signs)
     Zr = (Z - mean) @ W.T
     R = []
     for d in range(int(codes.max()) + 1):
@@ -786,9 +786,9 @@ def refine_latents(
         R.append(prec / np.outer(sd, sd))
     strength = np.sqrt(np.mean(np.asarray(R) ** 2, axis=0))
     np.fill_diagonal(strength, 0.0)
-    network = lin.markov_network_[P] & (strength >= min_partial_corr)
+    network = lin["network"][P] & (strength >= min_partial_corr)
     return {"unmixing": W, "mean": mean, "network": network, "strength": strength,
-            "precisions": precisions, "changing_edges": lin.changing_edges_[P] & network}
+            "precisions": precisions, "changing_edges": lin_changing[P] & network}
 
 
 def _encode_tensor(module: NonlinearCRLVAE, Xt: torch.Tensor, batch: int = 8192) -> torch.Tensor:

@@ -31,6 +31,7 @@ import numpy as np
 from scipy.signal import lfilter
 from sklearn.utils import Bunch
 
+from crl_neuro.core.graphs import is_dag, moral_graph
 from crl_neuro.core.validation import check_choice, check_float, check_generator, check_int
 from crl_neuro.meeg._compat import info_unlocked
 
@@ -301,19 +302,6 @@ def _random_dag(n: int, edge_prob: float, rng: np.random.Generator) -> np.ndarra
     return adj  # pragma: no cover - edge_prob > 0 makes this unreachable in practice
 
 
-def _is_dag(adj: np.ndarray) -> bool:
-    """Kahn's algorithm: repeatedly remove nodes without remaining parents."""
-    adj = adj.astype(bool).copy()
-    remaining = np.ones(adj.shape[0], bool)
-    while remaining.any():
-        roots = np.flatnonzero(remaining & ~adj[remaining].any(axis=0))
-        if roots.size == 0:
-            return False
-        remaining[roots] = False
-        adj[roots, :] = False
-    return True
-
-
 def _session_graphs(graph, n_sources, n_sessions, weight_range, edge_prob, n_changing_edges, rng):
     """Per-session weighted DAGs, shape ``(n_sessions, K, K)``; ``[s, i, j] != 0`` means i -> j."""
     lo, hi = weight_range
@@ -337,7 +325,7 @@ def _session_graphs(graph, n_sources, n_sessions, weight_range, edge_prob, n_cha
             if not np.all(np.isfinite(arr)):
                 raise ValueError("graph contains NaN or infinite weights")
             for s in range(n_sessions):
-                if np.any(np.diag(arr[s]) != 0) or not _is_dag(arr[s] != 0):
+                if np.any(np.diag(arr[s]) != 0) or not is_dag(arr[s] != 0):
                     raise ValueError(f"graph[{s}] must be a DAG (acyclic, zero diagonal)")
             return arr.copy()
         if arr.shape != (n_sources, n_sources):
@@ -347,7 +335,7 @@ def _session_graphs(graph, n_sources, n_sessions, weight_range, edge_prob, n_cha
             )
         if not np.all(np.isfinite(arr)):
             raise ValueError("graph contains NaN or infinite weights")
-        if np.any(np.diag(arr) != 0) or not _is_dag(arr != 0):
+        if np.any(np.diag(arr) != 0) or not is_dag(arr != 0):
             raise ValueError("graph must be a DAG (acyclic, zero diagonal); graph[i, j] != 0 means i -> j")
         base_w = arr.copy()
 
@@ -392,16 +380,6 @@ def _noise_scales(n_sessions: int, k: int, scale_range, n_power_changes, rng) ->
     for j in rng.permutation(k)[:n_change]:
         scales[:, j] = np.exp(rng.permutation(np.linspace(np.log(lo), np.log(hi), n_sessions)))
     return scales
-
-
-def _moral(adj: np.ndarray) -> np.ndarray:
-    a = adj != 0
-    m = a | a.T
-    for child in range(a.shape[0]):
-        parents = np.flatnonzero(a[:, child])
-        m[np.ix_(parents, parents)] = True
-    np.fill_diagonal(m, False)
-    return m
 
 
 def _precisions(graphs: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -745,7 +723,7 @@ def simulate_meeg_sessions(
     graphs = _session_graphs(graph, n_sources, n_sessions, weight_range, edge_prob, n_changing_edges, rng)
     scales = _noise_scales(n_sessions, n_sources, noise_scale_range, n_power_changes, rng)
     precisions = _precisions(graphs, scales)
-    moral = np.stack([_moral(g) for g in graphs])
+    moral = np.stack([moral_graph(g) for g in graphs])
     markov = moral.any(axis=0)
     weight_changes = np.ptp(graphs, axis=0) > 0
     changing = weight_changes | weight_changes.T

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
+from crl_neuro.core.graphs import intimate_neighbors, is_dag, moral_graph, topological_order
 from crl_neuro.core.validation import check_choice, check_int
 
 __all__ = ["simulate_multidomain_latents", "moral_graph", "intimate_neighbours"]
@@ -20,37 +21,11 @@ __all__ = ["simulate_multidomain_latents", "moral_graph", "intimate_neighbours"]
 _GRAPHS = ("chain", "y", "collider", "dense")
 
 
-def moral_graph(dag: np.ndarray) -> np.ndarray:
-    """Return the moral graph (Markov network) of a DAG.
-
-    Parameters
-    ----------
-    dag : ndarray, shape (n, n)
-        Adjacency, ``dag[i, j] != 0`` means ``i -> j``.
-
-    Returns
-    -------
-    markov_network : ndarray of bool, shape (n, n)
-        Symmetric, False diagonal: the skeleton plus an edge between every pair of
-        parents of a common child.
-    """
-    A = np.asarray(dag) != 0
-    M = A | A.T
-    for child in range(A.shape[0]):
-        parents = np.flatnonzero(A[:, child])
-        M[np.ix_(parents, parents)] = True
-    np.fill_diagonal(M, False)
-    return M
-
-
 def intimate_neighbours(markov_network: np.ndarray) -> list[list[int]]:
-    """Intimate neighbours of every node of a Markov network.
+    """Intimate neighbours of every node of a Markov network, as lists.
 
-    Following Zhang et al. (ICML 2024), ``j`` is an intimate neighbour of ``i`` when
-    ``j`` is adjacent to ``i`` and to every *other* neighbour of ``i``. The
-    condition holds vacuously when ``j`` is the only neighbour of ``i`` (e.g. the
-    ends of a chain), so a latent is identified component-wise only when this list
-    is empty.
+    Backward-compatible spelling of :func:`crl_neuro.core.graphs.intimate_neighbors`
+    (which returns arrays); see there for the definition.
 
     Parameters
     ----------
@@ -62,13 +37,7 @@ def intimate_neighbours(markov_network: np.ndarray) -> list[list[int]]:
     neighbours : list of list of int
         ``neighbours[i]`` lists the intimate neighbours of node ``i`` (sorted).
     """
-    M = np.asarray(markov_network, dtype=bool)
-    M = (M | M.T) & ~np.eye(M.shape[0], dtype=bool)
-    out: list[list[int]] = []
-    for i in range(M.shape[0]):
-        nb = np.flatnonzero(M[i])
-        out.append([int(j) for j in nb if all(M[j, k] for k in nb if k != j)])
-    return out
+    return [[int(j) for j in nb] for nb in intimate_neighbors(markov_network)]
 
 
 def _make_dag(graph: Any, n: int, rng: np.random.RandomState) -> np.ndarray:
@@ -109,30 +78,9 @@ def _make_dag(graph: Any, n: int, rng: np.random.RandomState) -> np.ndarray:
                          f"got shape {arr.shape}")
     dag = arr != 0
     np.fill_diagonal(dag, False)
-    # acyclic check via repeated removal of sources
-    remaining = np.ones(n, dtype=bool)
-    for _ in range(n):
-        sub = dag[np.ix_(remaining, remaining)]
-        idx = np.flatnonzero(remaining)
-        src = idx[~sub.any(axis=0)]
-        if src.size == 0:
-            raise ValueError("graph must be acyclic (a DAG); the array contains a cycle")
-        remaining[src] = False
-        if not remaining.any():
-            break
+    if not is_dag(dag):
+        raise ValueError("graph must be acyclic (a DAG); the array contains a cycle")
     return dag
-
-
-def _topological_order(dag: np.ndarray) -> list[int]:
-    n = dag.shape[0]
-    order, remaining = [], set(range(n))
-    while remaining:
-        for v in sorted(remaining):
-            if not any(dag[u, v] for u in remaining):
-                order.append(v)
-                remaining.remove(v)
-                break
-    return order
 
 
 def _leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
@@ -223,7 +171,7 @@ def simulate_multidomain_latents(
     rng = check_random_state(random_state)
 
     dag = _make_dag(graph, n, rng)
-    order = _topological_order(dag)
+    order = topological_order(dag)
     # Domain-specific parameters: weights with a random sign and magnitude in
     # [0.5, 1.5] (bounded away from zero so that edges are present in every domain),
     # noise scales in [0.5, 2] and shifts in [-1, 1].

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
+from crl_neuro.core.graphs import cpdag_from_dag, topological_order
 from crl_neuro.core.validation import check_choice, check_float, check_int
 
 __all__ = ["simulate_latent_questionnaire", "STRUCTURES"]
@@ -39,24 +40,6 @@ STRUCTURES: dict[str, tuple[list[str], list[tuple[str, str]]]] = {
     "impure": (["L1", "L2", "L3"], [("L1", "L3"), ("L2", "L3")]),
 }
 _ALIASES = {"latent_without_indicators": "hidden", "impure_items": "impure"}
-
-
-def _dag_to_cpdag(adj: np.ndarray) -> np.ndarray:
-    """CPDAG (package convention) of a DAG given as a weighted adjacency."""
-    from crl_neuro.psychometrics.structure import cpdag_from_dag
-
-    return cpdag_from_dag(adj)
-
-
-def _topological_order(B: np.ndarray) -> list[int]:
-    """Order of the nodes of a DAG with every parent before its children."""
-    remaining = set(range(B.shape[0]))
-    order: list[int] = []
-    while remaining:
-        ready = sorted(j for j in remaining if not any(B[i, j] != 0 for i in remaining))
-        order += ready
-        remaining -= set(ready)
-    return order
 
 
 def _noise(rng: np.random.Generator, size: tuple[int, ...], noise: str) -> np.ndarray:
@@ -155,7 +138,7 @@ def simulate_latent_questionnaire(
     for a, b in edges:
         B[idx[a], idx[b]] = rng.uniform(lo, hi) * rng.choice([-1.0, 1.0])
     lat = np.zeros((n_samples, k))
-    for j in _topological_order(B):
+    for j in topological_order(B):
         parents = B[:, j] != 0
         signal = lat[:, parents] @ B[parents, j]
         var_signal = float(np.var(signal)) if parents.any() else 0.0
@@ -209,7 +192,7 @@ def simulate_latent_questionnaire(
 
     data = pd.DataFrame(X, columns=items)
     lat_graph = pd.DataFrame(B, index=names, columns=names)
-    cpdag = pd.DataFrame(_dag_to_cpdag(B), index=names, columns=names)
+    cpdag = pd.DataFrame(cpdag_from_dag(B), index=names, columns=names)
     truth = Bunch(
         latent_graph=lat_graph,
         cpdag=cpdag,

@@ -23,6 +23,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.cluster import AgglomerativeClustering
 
+from crl_neuro.fmri.roi_graph import _lagged
+
 
 # time points x voxels summed per block in :func:`denoise` (about 16 MB of float64)
 GRAM_BLOCK_ENTRIES = 2**21
@@ -180,12 +182,6 @@ def cluster_adjacency(labels: np.ndarray, connectivity: sparse.spmatrix) -> np.n
     adj = adj[1:, 1:]
     np.fill_diagonal(adj, False)
     return adj | adj.T
-
-
-def _lagged(x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
-    n = x.shape[0]
-    past = np.concatenate([x[p - i - 1 : n - i - 1] for i in range(p)], axis=1)
-    return past, x[p:]
 
 
 def _innovation_projectors(scores: list[np.ndarray], n_lags: int) -> list[np.ndarray]:

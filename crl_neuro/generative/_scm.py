@@ -13,23 +13,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import PolynomialFeatures
 
-
-def topological_order(adj: np.ndarray) -> list[int]:
-    """Kahn's order of a DAG adjacency (``adj[i, j] != 0`` means i -> j); ties by index."""
-    adj = np.asarray(adj) != 0
-    indeg = adj.sum(axis=0).astype(int)
-    order, ready = [], [i for i in range(len(adj)) if indeg[i] == 0]
-    while ready:
-        i = ready.pop(0)
-        order.append(i)
-        for j in np.flatnonzero(adj[i]):
-            indeg[j] -= 1
-            if indeg[j] == 0:
-                ready.append(int(j))
-        ready.sort()
-    if len(order) != len(adj):
-        raise ValueError("graph must be acyclic (a DAG)")
-    return order
+from crl_neuro.core.graphs import topological_order
 
 
 def orient_to_dag(adj: np.ndarray) -> np.ndarray:

@@ -7,34 +7,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crl_neuro.core.discovery import gin, rlcd
+from crl_neuro.core.graphs import ARROW, TAIL, Graph
+
 __all__ = ["run_causallearn", "efa_clusters"]
 
 
-def _from_causallearn_adjacency(adj: np.ndarray, names: list[str], n_obs: int) -> dict[str, Any]:
-    """Latents, indicators and latent graph from causal-learn's endpoint matrix.
+def _latent_structure(graph: Graph, names: list[str]) -> dict[str, Any]:
+    """Latents, their indicators and the latent graph of a graph with latent nodes.
 
-    causal-learn's convention: ``adj[i, j] == -1 and adj[j, i] == 1`` means i → j;
-    any other non-zero pair is an undirected (or unoriented) edge.
+    An item is an indicator of a latent when the graph has ``latent --> item``; latents
+    joined by any other edge than a directed one are joined both ways in ``structure``.
     """
-    k_all = adj.shape[0]
-    lat_idx = list(range(n_obs, k_all))
-    lat_names = [names[i] for i in lat_idx]
-    indicators: dict[str, list[str]] = {nm: [] for nm in lat_names}
-    for li, nm in zip(lat_idx, lat_names):
-        for j in range(n_obs):
-            if adj[li, j] == -1 and adj[j, li] == 1:
-                indicators[nm].append(names[j])
-    S = np.zeros((len(lat_idx), len(lat_idx)), dtype=int)
-    for a, ia in enumerate(lat_idx):
-        for b, ib in enumerate(lat_idx):
-            if a == b or (adj[ia, ib] == 0 and adj[ib, ia] == 0):
-                continue
-            if adj[ia, ib] == -1 and adj[ib, ia] == 1:
-                S[a, b] = 1
-            elif adj[ia, ib] == 1 and adj[ib, ia] == -1:
-                S[b, a] = 1
-            else:
-                S[a, b] = S[b, a] = 1
+    m = graph.marks
+    directed = (m == ARROW) & (m.T == TAIL)  # directed[i, j]: i --> j
+    index = {name: k for k, name in enumerate(graph.names)}
+    lat_idx = np.flatnonzero(graph.latent)
+    lat_names = [graph.names[i] for i in lat_idx]
+    indicators = {
+        graph.names[li]: [item for item in names if item in index and directed[li, index[item]]]
+        for li in lat_idx
+    }
+    L = np.ix_(lat_idx, lat_idx)
+    S = ((m[L] != 0) & ~directed[L].T).astype(int)
     return {
         "latents": lat_names,
         "indicators": indicators,
@@ -43,7 +38,7 @@ def _from_causallearn_adjacency(adj: np.ndarray, names: list[str], n_obs: int) -
 
 
 def run_causallearn(X: np.ndarray, names: list[str], method: str = "causallearn-rlcd", alpha: float = 0.01) -> dict[str, Any]:
-    """Run causal-learn's RLCD port or GIN as shipped.
+    """Run causal-learn's RLCD port or GIN as shipped (through :mod:`crl_neuro.core.discovery`).
 
     Parameters
     ----------
@@ -53,8 +48,10 @@ def run_causallearn(X: np.ndarray, names: list[str], method: str = "causallearn-
         Item names.
     method : {"causallearn-rlcd", "gin"}
         ``causallearn.search.HiddenCausal.RLCD.RLCD`` (default rank tests and
-        stage-1 GES) or ``causallearn.search.HiddenCausal.GIN.GIN.GIN`` with the
-        HSIC independence test (KCI is far slower at questionnaire sample sizes).
+        stage-1 GES, item names given to causal-learn; :func:`~crl_neuro.core.discovery.rlcd`)
+        or ``causallearn.search.HiddenCausal.GIN.GIN.GIN`` with the HSIC independence
+        test (KCI is far slower at questionnaire sample sizes;
+        :func:`~crl_neuro.core.discovery.gin`).
     alpha : float
         Significance level passed to the method.
 
@@ -64,31 +61,14 @@ def run_causallearn(X: np.ndarray, names: list[str], method: str = "causallearn-
         ``latents`` (names), ``indicators`` (latent -> items), ``structure``
         (DataFrame, package convention: ``[a, b] != 0 and [b, a] == 0`` ⇒ a → b).
     """
-    p = X.shape[1]
+    names = list(names)
     if method == "causallearn-rlcd":
-        from causallearn.search.HiddenCausal.RLCD import RLCD
-
-        cg = RLCD(X, node_names=list(names), alpha_dict={r: alpha for r in range(4)})
-        adj = np.asarray(cg.adjacency)
-        return _from_causallearn_adjacency(adj, list(cg.all_vars), p)
-    if method == "gin":
-        from causallearn.search.HiddenCausal.GIN.GIN import GIN
-
-        G, _ = GIN(X, indep_test_method="hsic", alpha=alpha)
-        nodes = G.get_nodes()
-        node_names = [n.get_name() for n in nodes]
-        # GIN names items X1..Xp; put items first, latents after
-        obs = [f"X{i + 1}" for i in range(p)]
-        lat = [nm for nm in node_names if nm not in obs]
-        order = [node_names.index(o) if o in node_names else -1 for o in obs] + [node_names.index(nm) for nm in lat]
-        full = np.zeros((p + len(lat), p + len(lat)))
-        graph = np.asarray(G.graph)
-        for a, ia in enumerate(order):
-            for b, ib in enumerate(order):
-                if ia >= 0 and ib >= 0:
-                    full[a, b] = graph[ia, ib]
-        return _from_causallearn_adjacency(full, list(names) + lat, p)
-    raise ValueError(f"method must be 'causallearn-rlcd' or 'gin', got {method!r}")
+        graph = rlcd(X, alpha=alpha, names=names, pass_names=True)
+    elif method == "gin":
+        graph = gin(X, indep_test="hsic", alpha=alpha, names=names)
+    else:
+        raise ValueError(f"method must be 'causallearn-rlcd' or 'gin', got {method!r}")
+    return _latent_structure(graph, names)
 
 
 def efa_clusters(X: np.ndarray, n_factors: int = 5, random_state: int | None = 0) -> np.ndarray:

@@ -22,6 +22,8 @@ from typing import Callable
 
 import numpy as np
 
+# DAG -> CPDAG and Meek's rules live in the core; re-exported here for backward compatibility.
+from crl_neuro.core.graphs import apply_meek_rules, cpdag_from_dag
 from crl_neuro.psychometrics.rank_tests import RankTester
 
 __all__ = [
@@ -34,103 +36,6 @@ __all__ = [
     "find_hidden_latents",
     "learn_latent_structure",
 ]
-
-
-def _directed(G: np.ndarray, a: int, b: int) -> bool:
-    return G[a, b] != 0 and G[b, a] == 0
-
-
-def _undirected(G: np.ndarray, a: int, b: int) -> bool:
-    return G[a, b] != 0 and G[b, a] != 0
-
-
-def _adjacent(G: np.ndarray, a: int, b: int) -> bool:
-    return G[a, b] != 0 or G[b, a] != 0
-
-
-def apply_meek_rules(G: np.ndarray) -> np.ndarray:
-    """Apply Meek's rules R1–R4 until nothing changes (orients undirected edges only).
-
-    Parameters
-    ----------
-    G : ndarray, shape (k, k)
-        Partially directed graph (package convention).
-
-    Returns
-    -------
-    G : ndarray
-        A copy with every edge orientation the rules imply.
-    """
-    G = (np.asarray(G) != 0).astype(int)
-    k = G.shape[0]
-    changed = True
-    while changed:
-        changed = False
-        for a in range(k):
-            for b in range(k):
-                if a == b or not _undirected(G, a, b):
-                    continue
-                orient = False
-                for c in range(k):
-                    if c in (a, b):
-                        continue
-                    # R1: c -> a - b, c and b not adjacent  =>  a -> b
-                    if _directed(G, c, a) and not _adjacent(G, c, b):
-                        orient = True
-                    # R2: a -> c -> b and a - b  =>  a -> b
-                    elif _directed(G, a, c) and _directed(G, c, b):
-                        orient = True
-                    if orient:
-                        break
-                if not orient:
-                    # R3: a - c -> b, a - d -> b, c and d not adjacent  =>  a -> b
-                    cs = [c for c in range(k) if c not in (a, b) and _undirected(G, a, c) and _directed(G, c, b)]
-                    for c, d in combinations(cs, 2):
-                        if not _adjacent(G, c, d):
-                            orient = True
-                            break
-                if not orient:
-                    # R4: a - c -> d -> b, a adjacent to d, c and b not adjacent  =>  a -> b
-                    for c in range(k):
-                        if c in (a, b) or not _undirected(G, a, c) or _adjacent(G, c, b):
-                            continue
-                        for d in range(k):
-                            if d in (a, b, c):
-                                continue
-                            if _directed(G, c, d) and _directed(G, d, b) and _adjacent(G, a, d):
-                                orient = True
-                                break
-                        if orient:
-                            break
-                if orient:
-                    G[b, a] = 0
-                    changed = True
-    return G
-
-
-def cpdag_from_dag(dag: np.ndarray) -> np.ndarray:
-    """CPDAG (Markov equivalence class) of a DAG.
-
-    Parameters
-    ----------
-    dag : ndarray, shape (k, k)
-        ``dag[a, b] != 0`` means a → b.
-
-    Returns
-    -------
-    cpdag : ndarray of int, shape (k, k)
-        Compelled edges directed, reversible edges undirected.
-    """
-    D = np.asarray(dag) != 0
-    k = D.shape[0]
-    G = (D | D.T).astype(int)
-    for c in range(k):
-        parents = np.flatnonzero(D[:, c])
-        for a, b in combinations(parents, 2):
-            if not (D[a, b] or D[b, a]):
-                G[c, a] = 0
-                G[c, b] = 0
-    return apply_meek_rules(G)
 
 
 def pc_skeleton(
