@@ -19,6 +19,8 @@ Methods
                          merge_signal="timecourses"``): the ablation.
 ``CausalROIs no-trim``   the same without returning weakly following voxels to the
                          background (``trim=False``): the trim's ablation.
+``CausalROIs pooled-runs`` merging decided on the runs pooled (``merge_runs="pooled"``)
+                         instead of in every run: the ablation of the across-runs rule.
 ``CausalROIs innov-seg`` the option for adjacent driver/driven regions: innovation
                          geometry in the over-segmentation too (``innovation_weight=1``).
 ``parcel-{ward,rena,kmeans}[+1]``
@@ -317,6 +319,7 @@ def methods():
         "CausalROIs no-causal": m_causal_rois(innovation_weight=0.0, merge_signal="timecourses"),
         "CausalROIs no-trim": m_causal_rois(trim=False),
         "CausalROIs innov-seg": m_causal_rois(innovation_weight=1.0),
+        "CausalROIs pooled-runs": m_causal_rois(merge_runs="pooled"),
     }
     for meth in ("ward", "rena", "kmeans"):
         out[f"parcel-{meth}"] = m_parcellations(meth, 0)

@@ -178,6 +178,7 @@ def test_single_image_and_bad_input(separated):
         (dict(merge_threshold=0.0), ValueError, "merge_threshold"),
         (dict(merge_threshold=1.5), ValueError, "merge_threshold"),
         (dict(merge_signal="pearson"), ValueError, "merge_signal"),
+        (dict(merge_runs="all"), ValueError, "merge_runs"),
         (dict(background="yes"), TypeError, "background"),
         (dict(oversegment=0), ValueError, "oversegment"),
         (dict(high_pass=0.01), ValueError, "t_r"),

@@ -116,6 +116,13 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
     merge_signal : {"innovations", "timecourses"}
         What the merge compares: innovations (the causal criterion) or time courses.
         The two give the same ROIs within benchmark noise (see above).
+    merge_runs : {"every", "pooled"}
+        How runs enter the merge. ``"every"``: two pieces are one variable only if
+        they are in every run (the smallest per-run correlation decides), so a region
+        whose parts receive different inputs in some run stays split (default,
+        chosen on draws 100-119 of the benchmark family: same ROI-voxel ARI as
+        ``"pooled"``, 0.762 vs 0.766, whole-mask ARI 0.714 vs 0.672, abstraction error
+        0.122 vs 0.130). ``"pooled"``: one correlation over the concatenated runs.
     n_lags : int
         Past volumes used to define the innovations.
     local_average : bool
@@ -261,6 +268,7 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
         oversegment: int = 8,
         merge_threshold: float = 0.8,
         merge_signal: str = "innovations",
+        merge_runs: str = "every",
         n_lags: int = 1,
         local_average: bool = True,
         trim: bool = True,
@@ -289,6 +297,7 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
         self.oversegment = oversegment
         self.merge_threshold = merge_threshold
         self.merge_signal = merge_signal
+        self.merge_runs = merge_runs
         self.n_lags = n_lags
         self.local_average = local_average
         self.graph_alpha = graph_alpha
@@ -323,6 +332,7 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
         if tau <= 0:
             raise ValueError(f"merge_threshold must be in (0, 1], got {tau}")
         signal = check_choice(self.merge_signal, "merge_signal", ("innovations", "timecourses"))
+        merge_runs = check_choice(self.merge_runs, "merge_runs", ("every", "pooled"))
         w_inn = check_float(self.innovation_weight, "innovation_weight", 0.0, 10.0, inclusive=True)
         for name in ("background", "trim", "local_average"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
@@ -359,7 +369,7 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
             Zs, conn, np.argwhere(mask).astype(float), n_rois, n_components=n_comp,
             n_pieces=int(min(n_vox, max(overseg * n_rois, n_rois))), innovation_weight=w_inn,
             merge_threshold=tau, merge_signal=signal, n_lags=n_lags, local_average=bool(self.local_average),
-            background=bool(self.background), trim=bool(self.trim),
+            background=bool(self.background), trim=bool(self.trim), across_runs=merge_runs,
         )
         labels = _relabel_by_size(labels, n_rois)
 
