@@ -121,6 +121,19 @@ HIT_MM = 20.0
 HAND_RUNS = (3, 4, 7, 8, 11, 12)
 
 
+
+def _fit_ica(inst, n_components, noise_cov=None):
+    """MNE ICA (Picard) fitted on ``inst``; returns the ICA and the fit time in s."""
+    import mne
+
+    ica = mne.preprocessing.ICA(n_components=n_components, noise_cov=noise_cov, method="picard",
+                                random_state=0, max_iter=1000, verbose=False)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ica.fit(inst, verbose=False)
+    return ica, time.perf_counter() - t0
+
 def _pattern_corr(whitener: np.ndarray, patterns: np.ndarray) -> float:
     P = whitener @ patterns
     P = P / np.linalg.norm(P, axis=0, keepdims=True)
@@ -215,13 +228,7 @@ def run_motor(n_sources: int = 8, crl_kwargs: dict | None = None) -> list[dict]:
 
     epochs = mne.concatenate_epochs([s.copy() for s in sessions], verbose=False)
     for n_comp in (20, n_sources):
-        ica = mne.preprocessing.ICA(n_components=n_comp, method="picard", random_state=0,
-                                    max_iter=1000, verbose=False)
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ica.fit(epochs, verbose=False)
-        ica_s = time.perf_counter() - t0
+        ica, ica_s = _fit_ica(epochs, n_comp)
         A = ica.get_components()
         res = scan_leadfield(fwd, A, info=info)
 
@@ -282,13 +289,7 @@ def run_sample(n_sources_list=(4, 6), crl_kwargs: dict | None = None) -> list[di
 
     # ICA + scan on the concatenated evokeds.
     raw_all = mne.concatenate_raws([r.copy() for r in raws], verbose=False)
-    ica = mne.preprocessing.ICA(n_components=6, noise_cov=cov, method="picard", random_state=0,
-                                max_iter=1000, verbose=False)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ica.fit(raw_all, verbose=False)
-    ica_s = time.perf_counter() - t0
+    ica, ica_s = _fit_ica(raw_all, 6, noise_cov=cov)
     A = ica.get_components()
     res = scan_leadfield(fwd, A, info=info, noise_cov=cov)
     score("ICA picard 6 + scan", res.pos, _pattern_corr(Wn, A), ica_s, res.gof)
