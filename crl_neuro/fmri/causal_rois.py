@@ -58,17 +58,17 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
     The merge compares innovations by default (``merge_signal="innovations"``), a
     causal criterion: a driver and the region it drives have correlated time courses
     but different innovations. On 24 draws of the randomised benchmark family
-    (``benchmarks/bench_fmri.py``, 2026-12-05) this criterion does **not** measurably
-    matter: against the same pipeline on time courses (``"timecourses"``) it changes
-    the ROI-voxel ARI by +0.008 overall and by -0.015 on adjacent driver/driven
-    pairs, and its abstraction error (0.114 vs 0.100) and ROI-graph F1 (0.418 vs
-    0.464) are slightly worse. The ROIs are therefore a denoised-correlation
+    (``benchmarks/bench_fmri.py``, 2026-12-05) this criterion matters little: against
+    the same pipeline on time courses (``"timecourses"``) it changes the ROI-voxel ARI
+    by +0.006 overall and by +0.035 on adjacent driver/driven pairs (0.747 vs 0.712),
+    while its abstraction error (0.101 vs 0.083) and ROI-graph F1 (0.430 vs 0.437)
+    are slightly worse. The ROIs are therefore mostly a denoised-correlation
     parcellation with a background rule; their causal validity is *measured*
     (``abstraction_error_``, ``roi_consistency_``), not guaranteed. What the pipeline
     does buy over the strongest simple baseline (Ward on correlations of PCA-denoised
     voxel time courses, keeping the ``n_rois`` best-explained clusters) is ROI-voxel
-    ARI 0.829 vs 0.782 (worst draw 0.137 vs 0.082), at about the cost of Nilearn's
-    ``Parcellations("ward")`` (0.634).
+    ARI 0.808 vs 0.782 (worst draw 0.147 vs 0.082) and whole-mask ARI 0.726 vs 0.698,
+    at about the cost of Nilearn's ``Parcellations("ward")`` (ARI 0.634).
 
     Parameters
     ----------
@@ -122,7 +122,9 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
         whose parts receive different inputs in some run stays split (default,
         chosen on draws 100-119 of the benchmark family: same ROI-voxel ARI as
         ``"pooled"``, 0.762 vs 0.766, whole-mask ARI 0.714 vs 0.672, abstraction error
-        0.122 vs 0.130). ``"pooled"``: one correlation over the concatenated runs.
+        0.122 vs 0.130; on the 24 reported draws: ROI-voxel ARI 0.808 vs 0.829,
+        whole-mask ARI 0.726 vs 0.695, abstraction error 0.101 vs 0.114).
+        ``"pooled"``: one correlation over the concatenated runs.
     n_lags : int
         Past volumes used to define the innovations.
     local_average : bool
@@ -136,14 +138,14 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
         only). Innovations separate a driver from the region it drives even when
         their time courses are strongly correlated, but they carry less signal: on
         the benchmark family ``innovation_weight=1`` raises the ARI of adjacent
-        driver/driven draws from 0.776 to 0.807 and lowers it elsewhere (0.829 to
-        0.812 overall), so it is not the default.
+        driver/driven draws from 0.747 to 0.793 and lowers it elsewhere (0.808 to
+        0.786 overall), so it is not the default.
     trim : bool
         With ``background=True``, return ROI voxels whose time course does not follow
         their ROI (correlation with the ROI's leave-one-out mean below the background
         voxels' median + 4 robust SDs) to the background; each ROI then keeps its
         largest connected part. Measured on the benchmark family: whole-mask ARI
-        0.695 with the trim vs 0.682 without, ROI-voxel ARI 0.829 vs 0.833.
+        0.726 with the trim vs 0.713 without, ROI-voxel ARI 0.808 vs 0.809.
     graph_alpha : float
         Family-wise (Bonferroni) level of the Granger tests of ``roi_graph_`` (the instantaneous
         layer and CD-NOD use :func:`~crl_neuro.fmri.roi_causal_graph`'s ``alpha=0.05``,
