@@ -14,10 +14,14 @@ single-dipole patterns (RAP-MUSIC), refines the unmixing so that the
 per-session source precision matrices are jointly sparse while staying close to
 dipole patterns, and re-localises the refined patterns.
 
-The data are read from ``../shared/data/meg_eeg/physionet_eegmmidb_S001`` when
-present; otherwise the tutorial runs on simulated sessions
-(:func:`crl_neuro.datasets.simulate_meeg_sessions`). Set the environment
-variable ``CRL_NEURO_TUTORIAL_QUICK=1`` for a faster run (the six hand runs only).
+Where the recordings come from, first found wins: ``../shared/data/meg_eeg/
+physionet_eegmmidb_S001`` (a developer checkout); copies already downloaded by
+``crl_neuro.datasets.fetch("eegmmidb_s001")`` or by
+:func:`mne.datasets.eegbci.load_data` (subject 1); a download by ``fetch`` when
+the environment variable ``CRL_NEURO_DOWNLOAD=1`` is set (31 MB, hash-checked).
+Otherwise the tutorial stays offline and runs on simulated sessions
+(:func:`crl_neuro.datasets.simulate_meeg_sessions`). Set
+``CRL_NEURO_TUTORIAL_QUICK=1`` for a faster run (the six hand runs only).
 """
 
 # %%
@@ -49,8 +53,38 @@ RUNS = REAL + IMAGINED if QUICK else tuple(range(3, 15))
 # annotations) as epochs, so that each session's statistics reflect its task.
 
 
-def load_run(run: int) -> mne.Epochs:
-    raw = mne.io.read_raw_edf(DATA / f"S001R{run:02d}.edf", preload=True, verbose=False)
+class _Offline(Exception):
+    """Raised by the downloader below: a file is not cached and we may not download."""
+
+
+def _refuse_download(url, output_file, pooch, check_only=False):
+    raise _Offline(url)
+
+
+def find_runs(runs: tuple[int, ...]) -> dict[int, Path] | None:
+    """Local paths of subject S001's runs, or None when no copy is available offline."""
+    names = {r: f"S001R{r:02d}.edf" for r in runs}
+    if DATA.is_dir():
+        return {r: DATA / n for r, n in names.items()}
+    from crl_neuro.datasets import fetch
+
+    download = os.environ.get("CRL_NEURO_DOWNLOAD", "0") == "1"
+    try:  # the package's cache (hash-checked); downloads only when allowed
+        files = fetch("eegmmidb_s001", downloader=None if download else _refuse_download)
+        by_name = {Path(f).name: Path(f) for f in files}
+        return {r: by_name[n] for r, n in names.items()}
+    except _Offline:
+        pass
+    mne_dir = Path(mne.get_config("MNE_DATASETS_EEGBCI_PATH", str(Path.home() / "mne_data")))
+    cached = mne_dir / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0" / "S001"
+    if all((cached / n).is_file() for n in names.values()):
+        paths = mne.datasets.eegbci.load_data(1, list(runs), update_path=False)  # no download
+        return dict(zip(runs, map(Path, paths)))
+    return None
+
+
+def load_run(path: Path) -> mne.Epochs:
+    raw = mne.io.read_raw_edf(path, preload=True, verbose=False)
     mne.datasets.eegbci.standardize(raw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # montage renamed in recent MNE
@@ -62,8 +96,9 @@ def load_run(run: int) -> mne.Epochs:
                       verbose=False)
 
 
-if DATA.is_dir():
-    sessions = [load_run(r) for r in RUNS]
+paths = find_runs(RUNS)
+if paths is not None:
+    sessions = [load_run(paths[r]) for r in RUNS]
     labels = np.array([f"R{r:02d}" for r in RUNS])
     info = sessions[0].info
     SIMULATED = False
