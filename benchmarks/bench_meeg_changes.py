@@ -32,16 +32,34 @@ also localization error (mm), MCC, network F1 and fit time next to FastICA's.
 ``min_change=0.07`` was chosen on draws with seeds 1000-1023 (the default seeds here
 are 2000 onwards, draws the default was not chosen on).
 
-Measured (2026-12-05, CPU, 24 draws x 2 kinds, seeds 2000-2023, sources off the grid;
-``python benchmarks/bench_meeg_changes.py``)::
+Localisation only (same draws): ``MNE RAP-MUSIC`` (:func:`mne.beamformer.rap_music`
+on the sessions concatenated into one ``EvokedArray``, noise covariance given; time
+courses = its dipole amplitudes) and ``true patterns + scan (floor)``: the true
+sensor patterns scanned on the nominal forward with
+:func:`crl_neuro.meeg.scan_leadfield`, i.e. what perfect unmixing would give, given
+the head-model mismatch and the sources' positions off the scan grid.
+
+Measured (2026-12-06, CPU, 24 draws x 2 kinds, seeds 2000-2023, sources off the grid;
+``python benchmarks/bench_meeg_changes.py``, 173 s)::
 
     method                          power: flagged/edges  worst  edges: F1 mean  worst  loc mm mean/worst  MCC mean/worst  net F1  fit s
-    SessionCRL (defaults)            5/130 = 0.04         0.27        0.76       0.00     10.5 / 24.8      0.88 / 0.64     0.82   0.26
+    SessionCRL (defaults)            5/130 = 0.04         0.27        0.76       0.00     10.5 / 24.8      0.88 / 0.64     0.82   0.33
     SessionCRL min_change=0         42/130 = 0.32         1.00        0.66       0.00
     ablation: strength test only    45/130 = 0.35         1.00        0.67       0.00
     ablation: innovation test only   8/130 = 0.06         0.50        0.75       0.00
     precision heterogeneity (former) 129/130 = 0.99       1.00        0.52       0.00
-    ICA + partial correlations     106/107 = 0.99         1.00        0.57       0.33     22.4 / 51.9      0.76 / 0.56     0.66   0.49
+    ICA + partial correlations     106/107 = 0.99         1.00        0.57       0.33     22.4 / 51.9      0.76 / 0.56     0.66   0.55
+    MNE RAP-MUSIC (localisation)                                                          10.7 / 24.8      0.88 / 0.66             1.00
+    true patterns + scan (floor)                                                           9.8 / 17.0
+
+On this family SessionCRL localises no better than MNE's RAP-MUSIC (its own start is
+a RAP-MUSIC scan, and the refinement stays within 2 cm of it) and its time courses
+are as good; what it adds is the network and which connections change. Both are
+0.7 mm above the floor on average: the head-model mismatch and the off-grid
+positions cost 9.8 mm (worst 17.0) even with perfect unmixing. The worst draw (24.8
+mm, seed 2001, power-only) has 3 sources seen by 32 electrodes, two of whose true
+patterns are correlated 0.9, 30 s per session at 2 dB: one of them is placed 78 mm
+away by both methods.
 
 With sources on the grid (``off_grid=False``, same seeds, before that became the
 default): SessionCRL 7/114 = 0.06 flagged, F1 0.80, localization 2.3 / 11.5 mm; ICA
