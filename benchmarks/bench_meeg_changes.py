@@ -54,8 +54,8 @@ Measured (2026-12-06, CPU, 24 draws x 2 kinds, seeds 2000-2023, sources off the 
 
 On this family SessionCRL localises no better than MNE's RAP-MUSIC (its own start is
 a RAP-MUSIC scan, and the refinement stays within 2 cm of it) and its time courses
-are as good; what it adds is the network and which connections change. Both are
-0.7 mm above the floor on average: the head-model mismatch and the off-grid
+are as good; what it adds is the network and which connections change. They are
+0.7 and 0.9 mm above the floor on average: the head-model mismatch and the off-grid
 positions cost 9.8 mm (worst 17.0) even with perfect unmixing. The worst draw (24.8
 mm, seed 2001, power-only) has 3 sources seen by 32 electrodes, two of whose true
 patterns are correlated 0.9, 30 s per session at 2 dB: one of them is placed 78 mm
