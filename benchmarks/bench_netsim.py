@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import sys
 import time
 import warnings
 from pathlib import Path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import matplotlib.figure
@@ -162,6 +163,68 @@ def test_save_load_round_trip(sim, fitted, tmp_path):
     np.testing.assert_allclose(loaded.noise_cov.data, fitted.noise_cov.data, rtol=1e-6)
     # The reloaded estimator can be refitted (its parameters are intact).
     assert clone(loaded).get_params()["n_sources"] == 4
+
+
+def test_bootstrap_tells_surplus_sources_from_real_ones(sim, tmp_path):
+    # 4 true sources, 6 asked for: the 2 surplus sources must not reappear in
+    # bootstrap refits, the 4 real ones must.
+    from scipy.optimize import linear_sum_assignment
+
+    est = SessionCRL(6, noise_cov=sim.noise_cov, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(sim.raws, forward=sim.forward)
+    before = [r.get_data().copy() for r in sim.raws]
+    conf = est.bootstrap(sim.raws, sim.forward, n_boot=10, random_state=0)
+    d = np.linalg.norm(est.source_pos_[:, None] - sim.truth.pos[None], axis=2) * 1e3
+    real, _ = linear_sum_assignment(d)
+    surplus = np.setdiff1d(np.arange(6), real)
+    assert conf.stability.to_numpy()[real].min() >= 0.8, conf
+    assert conf.stability.to_numpy()[surplus].max() <= 0.3, conf
+    assert np.all(conf.radius95_mm.to_numpy()[real] < 20.0), conf
+    assert list(conf.index) == [f"CRL{i:03d}" for i in range(6)]
+    for r, x in zip(sim.raws, before):
+        np.testing.assert_array_equal(r.get_data(), x)
+    F = est.network_frequency_
+    assert F.shape == (6, 6) and np.allclose(F, F.T) and F.min() >= 0 and F.max() <= 1
+    assert len(est.dipoles_.conf["vol"]) == 6
+    loaded = crl_neuro.load(est.save(tmp_path / "boot.crl"))
+    np.testing.assert_array_equal(loaded.source_confidence_.to_numpy(), conf.to_numpy())
+    np.testing.assert_array_equal(loaded.dipoles_.conf["vol"], est.dipoles_.conf["vol"])
+    report = mne.Report(verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.to_report(report, title="B")
+    assert "B: source stability (bootstrap)" in "".join(report.html)
+    # A refit makes the confidence stale: it is dropped.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(sim.raws)
+    assert not hasattr(est, "source_confidence_") and not hasattr(est, "network_frequency_")
+
+
+def test_bootstrap_bad_input(sim, fitted):
+    with pytest.raises(NotFittedError):
+        SessionCRL(2).bootstrap(sim.raws, sim.forward)
+    no_fwd = SessionCRL(2, noise_cov=sim.noise_cov, random_state=0).fit(sim.raws)
+    with pytest.raises(ValueError, match="forward"):
+        no_fwd.bootstrap(sim.raws, sim.forward)
+    with pytest.raises(ValueError, match="n_boot"):
+        fitted.bootstrap(sim.raws, sim.forward, n_boot=1)
+    with pytest.raises(ValueError, match="block_duration"):
+        fitted.bootstrap(sim.raws, sim.forward, block_duration=0.0)
+    with pytest.raises(ValueError, match="single bootstrap block"):
+        fitted.bootstrap(sim.raws, sim.forward, block_duration=1000.0)
+    with pytest.raises(ValueError, match="fitted on"):
+        fitted.bootstrap(sim.raws[:3], sim.forward)
+    with pytest.raises(TypeError, match="forward"):
+        fitted.bootstrap(sim.raws, "fwd.fif")
+    assert not hasattr(fitted, "source_confidence_")
+    # Same seed, same replicates, whether they run here or in worker processes.
+    a, b = copy.deepcopy(fitted), copy.deepcopy(fitted).set_params(n_jobs=2)
+    conf_a = a.bootstrap(sim.raws, sim.forward, n_boot=3, random_state=5)
+    conf_b = b.bootstrap(sim.raws, sim.forward, n_boot=3, random_state=5)
+    np.testing.assert_array_equal(conf_a.to_numpy(), conf_b.to_numpy())
 
 
 def test_clone_and_not_fitted(sim):

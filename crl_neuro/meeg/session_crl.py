@@ -111,6 +111,8 @@ _MIN_SOURCE_DISTANCE = 0.01
 _MAX_PATTERN_CORR = 0.8
 # Radius (m) around each RAP-MUSIC location within which the prior re-fits its dipole.
 _PRIOR_RADIUS = 0.02
+# A bootstrap source "reappears" when its whitened pattern matches the fitted one this well.
+_BOOT_MATCH_R = 0.9
 
 
 def _subtract_noise(covs: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -146,6 +148,40 @@ def _session_cov(x: np.ndarray, Wn: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     """Whitened, centred session data and its covariance."""
     y = Wn @ (x - x.mean(axis=1, keepdims=True))
     return y, y @ y.T / y.shape[1], x.mean(axis=1)
+
+
+def _resampling_units(segments: np.ndarray, block: int | None) -> list[tuple[int, int]]:
+    """(start, length) of the units a block bootstrap draws from one session.
+
+    ``block=None`` (Epochs): each stretch (epoch) is a unit. Otherwise every
+    stretch is cut into nearly equal blocks of about ``block`` samples.
+    """
+    units, start = [], 0
+    for length in np.asarray(segments, int):
+        n_parts = 1 if block is None else max(1, int(round(length / block)))
+        for part in np.array_split(np.arange(start, start + length), n_parts):
+            units.append((int(part[0]), int(part.size)))
+        start += int(length)
+    return units
+
+
+def _bootstrap_once(est: "SessionCRL", data: list, units: list, info: Any, labels: np.ndarray,
+                    kind: str, forward: Any, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Refit ``est`` (a fresh clone) on one block-bootstrap resample of every session."""
+    import warnings
+
+    rng = np.random.RandomState(seed)
+    res_data, res_segments, res_counts = [], [], []
+    for x, u in zip(data, units):
+        drawn = [u[i] for i in rng.randint(len(u), size=len(u))]
+        idx = np.concatenate([np.arange(a, a + n) for a, n in drawn])
+        res_data.append(x[:, idx])
+        res_segments.append(np.array([n for _, n in drawn]))
+        res_counts.append(int(idx.size))
+    with warnings.catch_warnings(), _log_context(False):
+        warnings.simplefilter("ignore")  # the fitted estimator already warned about these data
+        est._fit_data(res_data, info, labels, kind, res_counts, res_segments, forward)
+    return est.patterns_, est.source_pos_, est.markov_network_
 
 
 @fill_doc
@@ -232,6 +268,11 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
     pattern_correlation_ : ndarray, shape (n_sources, n_sources)
         Absolute correlations of the noise-whitened sensor patterns (0 on the
         diagonal); a warning is issued above 0.8, or for sources within 1 cm.
+    source_confidence_ : pandas.DataFrame
+        Set by :meth:`bootstrap`: per source, how often it reappears in block-bootstrap
+        refits and how far its location moves (see :meth:`bootstrap`).
+    network_frequency_ : ndarray, shape (n_sources, n_sources)
+        Set by :meth:`bootstrap`: share of bootstrap refits with each edge.
     refined_ : bool
         False when the causal refinement was rejected because it made two
         source patterns alike that the leadfield start kept apart (see the
@@ -280,6 +321,7 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
         "source_vertices_": ArraySpec("iu", ("k",), optional=True),
         "source_gof_": ArraySpec("f", ("k",), optional=True),
         "source_amplitude_": ArraySpec("f", ("k",), optional=True),
+        "network_frequency_": ArraySpec("f", ("k", "k"), optional=True),
     }
 
     def __init__(
@@ -358,17 +400,23 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
             return self._fit(insts, sessions, forward, reject_by_annotation)
 
     def _fit(self, insts: Any, sessions: Any, forward: Any, reject_by_annotation: bool) -> "SessionCRL":
-        import mne
-        from joblib import Parallel, delayed
-        from mne.cov import compute_whitener
-        from mne.utils import warn
-
         self._check_params()
         if forward is not None:
             _check_forward(forward)
         data, info, labels, kind, counts, segments = _io.prepare_sessions(
             insts, sessions, self.picks, reject_by_annotation
         )
+        return self._fit_data(data, info, labels, kind, counts, segments, forward,
+                              reject_by_annotation)
+
+    def _fit_data(self, data: list, info: Any, labels: np.ndarray, kind: str, counts: list,
+                  segments: list, forward: Any, reject_by_annotation: bool = True) -> "SessionCRL":
+        """Fit on per-session arrays (channels x samples) as returned by ``prepare_sessions``."""
+        import mne
+        from joblib import Parallel, delayed
+        from mne.cov import compute_whitener
+        from mne.utils import warn
+
         k = self.n_sources
         noise_cov = self.noise_cov
         if noise_cov is None:
@@ -493,7 +541,7 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
         self.refined_ = bool(refined)
         self.input_kind_ = kind
         stale = ("source_pos_", "source_ori_", "source_vertices_", "source_gof_",
-                 "source_amplitude_", "dipoles_")
+                 "source_amplitude_", "dipoles_", "source_confidence_", "network_frequency_")
         for name in stale:  # a refit without forward must not keep old locations
             if hasattr(self, name):
                 delattr(self, name)
@@ -588,7 +636,132 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
         self.source_gof_ = res.gof
         self.source_amplitude_ = res.amplitude
         self.dipoles_ = res.dipole
+        for name in ("source_confidence_", "network_frequency_"):  # about the old locations
+            if hasattr(self, name):
+                delattr(self, name)
         return res.dipole
+
+    def bootstrap(
+        self,
+        insts: Any,
+        forward: Any,
+        sessions: Any = None,
+        n_boot: int = 50,
+        block_duration: float = 2.0,
+        reject_by_annotation: bool = True,
+        random_state: Any = None,
+    ) -> Any:
+        """How stable each source and edge is: refit on block-bootstrap resamples.
+
+        Every session is cut into blocks (epochs for Epochs, contiguous stretches
+        of about ``block_duration`` seconds for Raw, never across a ``BAD``
+        annotation); each replicate draws as many blocks with replacement in every
+        session and refits with the same parameters. Replicate sources are matched
+        to the fitted ones by their noise-whitened sensor patterns (Hungarian, on
+        absolute correlation). The spread measures sampling variability only: it
+        does not include the error of the forward model, which on simulated heads
+        with a realistic mismatch is of the order of 1 cm.
+
+        Parameters
+        ----------
+        insts, sessions, reject_by_annotation
+            The data the estimator was fitted on, as passed to :meth:`fit`.
+        forward : mne.Forward
+            The forward model of the fit.
+        n_boot : int
+            Number of bootstrap replicates (>= 2; 50-200 for stable percentiles).
+        block_duration : float
+            Block length in seconds for Raw input (> 0). Blocks should be longer than
+            the sources' autocorrelation; ignored for Epochs.
+        random_state : int | RandomState | None
+            Seeds the resampling; ``None`` uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        confidence : pandas.DataFrame
+            One row per source (``CRL000``...): ``stability`` (share of replicates
+            in which a source with whitened-pattern correlation >= 0.9 reappears),
+            ``pattern_r_median``, ``shift_median_mm`` and ``radius95_mm`` (median
+            and 95th percentile of the distance between the replicate's location and
+            ``source_pos_``, over the replicates where the source reappears) and
+            ``vol_m3`` (volume of the 95 % ellipsoid of those locations, as the
+            ``conf["vol"]`` of :func:`mne.fit_dipole`). Also stored as
+            ``source_confidence_``; ``network_frequency_`` (n_sources, n_sources) is
+            the share of replicates with each edge, and ``dipoles_.conf["vol"]`` is
+            set.
+        """
+        import pandas as pd
+        from joblib import Parallel, delayed
+        from scipy import stats
+        from scipy.optimize import linear_sum_assignment
+        from sklearn.base import clone
+
+        check_is_fitted(self, "patterns_")
+        if not hasattr(self, "source_pos_"):
+            raise ValueError("bootstrap needs a fit with a forward model: call "
+                             "fit(insts, forward=forward) first")
+        _check_forward(forward)
+        n_boot = check_int(n_boot, "n_boot", min_value=2)
+        block_duration = check_float(block_duration, "block_duration", min_value=0.0, inclusive=False)
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        data, info, labels, kind, _counts, segments = _io.prepare_sessions(
+            insts, sessions, self.picks, reject_by_annotation
+        )
+        if list(info["ch_names"]) != list(self.info_["ch_names"]) or not np.array_equal(
+            np.asarray(labels).astype(str), np.asarray(self.sessions_).astype(str)
+        ):
+            raise ValueError("insts (with sessions) must be the data the estimator was fitted on: "
+                             "same channels and session labels")
+        block = None if kind == "epochs" else max(1, int(round(block_duration * info["sfreq"])))
+        units = [_resampling_units(seg, block) for seg in segments]
+        for lab, u in zip(labels.tolist(), units):
+            if len(u) < 2:
+                raise ValueError(
+                    f"session {lab!r} has a single bootstrap block; use a shorter block_duration "
+                    f"(now {block_duration} s) or more epochs"
+                )
+        seeds = rng.randint(2**31 - 1, size=n_boot)
+        logger.info("SessionCRL: %d bootstrap refits", n_boot)
+        reps = Parallel(n_jobs=self.n_jobs)(
+            delayed(_bootstrap_once)(clone(self).set_params(n_jobs=1), data, units, info, labels,
+                                     kind, forward, int(seed))
+            for seed in seeds
+        )
+        k = self.n_sources
+        ref = self.whitener_ @ self.patterns_
+        ref = ref / np.linalg.norm(ref, axis=0, keepdims=True)
+        r = np.zeros((n_boot, k))
+        pos = np.zeros((n_boot, k, 3))
+        edges = np.zeros((k, k))
+        for b, (pat, loc, net) in enumerate(reps):
+            pw = self.whitener_ @ pat
+            pw = pw / np.linalg.norm(pw, axis=0, keepdims=True)
+            R = np.abs(ref.T @ pw)
+            rows, cols = linear_sum_assignment(-R)
+            r[b, rows] = R[rows, cols]
+            pos[b, rows] = loc[cols]
+            edges += net[np.ix_(cols, cols)]
+        ok = r >= _BOOT_MATCH_R
+        dist = np.linalg.norm(pos - self.source_pos_[None], axis=2) * 1e3
+        chi = stats.chi2.ppf(0.95, 3) ** 1.5 * 4.0 / 3.0 * np.pi
+        vol = np.full(k, np.nan)
+        for i in range(k):
+            if ok[:, i].sum() >= 4:
+                vol[i] = chi * np.sqrt(max(np.linalg.det(np.cov(pos[ok[:, i], i].T)), 0.0))
+        with np.errstate(all="ignore"):
+            conf = pd.DataFrame({
+                "stability": ok.mean(axis=0),
+                "pattern_r_median": np.median(r, axis=0),
+                "shift_median_mm": [np.median(dist[ok[:, i], i]) if ok[:, i].any() else np.nan
+                                    for i in range(k)],
+                "radius95_mm": [np.percentile(dist[ok[:, i], i], 95) if ok[:, i].any() else np.nan
+                                for i in range(k)],
+                "vol_m3": vol,
+            }, index=pd.Index([f"CRL{i:03d}" for i in range(k)], name="source"))
+        self.source_confidence_ = conf
+        self.network_frequency_ = edges / n_boot
+        self.dipoles_.conf["vol"] = conf["vol_m3"].to_numpy()
+        return conf
 
     # ----------------------------------------------------------- transform
     def _sources_array(self, inst: Any) -> np.ndarray:
@@ -726,7 +899,8 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
                                    session_labels=self.sessions_, show=show)
 
     def to_report(self, report: Any, title: str = "SessionCRL") -> Any:
-        """Add the component topographies and the network to an :class:`mne.Report`.
+        """Add the component topographies, the network (and, after :meth:`bootstrap`, the
+        sources' stability table) to an :class:`mne.Report`.
 
         Parameters
         ----------
@@ -754,6 +928,9 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
         report.add_figure(fig, title=f"{title}: source network", section=title,
                           caption=f"{n_edges} edges, {n_chg} changing across {len(self.sessions_)} sessions")
         plt.close(fig)
+        if hasattr(self, "source_confidence_"):
+            report.add_html(self.source_confidence_.round(3).to_html(),
+                            title=f"{title}: source stability (bootstrap)", section=title)
         return report
 
     # ---------------------------------------------------------- persistence
@@ -811,6 +988,8 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
                 amplitude=self.source_amplitude_, ori=self.source_ori_, gof=self.source_gof_,
                 name="crl_neuro leadfield scan", verbose=False,
             )
+            if hasattr(self, "source_confidence_"):
+                self.dipoles_.conf["vol"] = self.source_confidence_["vol_m3"].to_numpy()
 
     def _check_loaded(self) -> None:
         if hasattr(self, "info_") and hasattr(self, "patterns_"):
