@@ -203,6 +203,28 @@ def test_mechanism_changes_power_is_not_an_edge_change():
     assert oriented >= 19
 
 
+def test_strength_change_estimate_lies_in_its_interval():
+    """The reported between-domain SD is inside its Q-profile interval, always.
+
+    Unequal standard errors (domains of different sizes) are where a
+    DerSimonian-Laird estimate falls outside the interval; the Paule-Mandel
+    estimate solves the same equation as the bounds and cannot.
+    """
+    from crl_neuro.core.changes import _tau2_dl, _tau_interval
+
+    rng = np.random.default_rng(0)
+    outside_dl = 0
+    for _ in range(300):
+        d = int(rng.integers(3, 12))
+        se2 = rng.uniform(0.001, 0.2, d) ** 2 * rng.choice([1.0, 30.0], d)
+        beta = rng.normal(0.0, rng.uniform(0.0, 0.3), d) + rng.normal(0.0, np.sqrt(se2))
+        t, lo, hi = _tau_interval(beta, se2, 0.95)
+        assert lo - 1e-9 <= t <= hi + 1e-9, (t, lo, hi)
+        dl = np.sqrt(_tau2_dl(beta, se2))
+        outside_dl += not (lo - 1e-9 <= dl <= hi + 1e-9)
+    assert outside_dl > 0  # the case this guards against does occur
+
+
 def test_mechanism_changes_finds_changed_strengths():
     tp = fp = 0
     for seed in range(20):

@@ -36,8 +36,8 @@ CD-NOD (Huang et al., JMLR 2020) they are read off given a causal order:
    others; as powers change, that leakage alone moves regression coefficients,
    and long recordings make any such move significant. The second test is
    blind to it, and ``min_change > 0`` asks for a change of a size that matters.
-   The effect size ``tau`` is reported with a Q-profile confidence interval
-   (Viechtbauer 2007). Coefficients are in the units of the variables
+   The effect size ``tau`` (Paule-Mandel estimate) is reported with a Q-profile
+   confidence interval (Viechtbauer 2007), which always contains it. Coefficients are in the units of the variables
    (standardised variables give standardised strengths). Edges of the network
    that join two causes of a common effect (moral edges) get a coefficient near
    0 in every domain and are not flagged.
@@ -186,17 +186,22 @@ def _q_generalised(beta: np.ndarray, se2: np.ndarray, tau2: float) -> float:
 
 
 def _tau2_dl(beta: np.ndarray, se2: np.ndarray) -> float:
-    """DerSimonian-Laird estimate of the between-domain variance of ``beta``."""
+    """DerSimonian-Laird estimate of the between-domain variance of ``beta`` (closed form)."""
     w = 1.0 / se2
     q0 = _q_generalised(beta, se2, 0.0)
     return max(0.0, (q0 - (beta.size - 1)) / (w.sum() - np.sum(w**2) / w.sum()))
 
 
 def _tau_interval(beta: np.ndarray, se2: np.ndarray, level: float) -> tuple[float, float, float]:
-    """DerSimonian-Laird estimate of the between-domain SD and its Q-profile interval."""
+    """Paule-Mandel estimate of the between-domain SD and its Q-profile interval.
+
+    Both solve ``Q(tau^2) = target`` for the generalised Q statistic (decreasing in
+    ``tau^2``): the estimate at its expectation ``df``, the bounds at the chi-square
+    quantiles, so the estimate always lies inside its interval (a
+    DerSimonian-Laird estimate need not).
+    """
     df = beta.size - 1
     q0 = _q_generalised(beta, se2, 0.0)
-    tau2 = _tau2_dl(beta, se2)
     hi_q, lo_q = stats.chi2.ppf((1 + level) / 2, df), stats.chi2.ppf((1 - level) / 2, df)
     top = 10.0 * (np.var(beta) + se2.max()) + 1e-12
 
@@ -207,7 +212,7 @@ def _tau_interval(beta: np.ndarray, se2: np.ndarray, level: float) -> tuple[floa
             return top
         return float(optimize.brentq(lambda t: _q_generalised(beta, se2, t) - target, 0.0, top))
 
-    return float(np.sqrt(tau2)), float(np.sqrt(root(hi_q))), float(np.sqrt(root(lo_q)))
+    return float(np.sqrt(root(df))), float(np.sqrt(root(hi_q))), float(np.sqrt(root(lo_q)))
 
 
 def _innovation_correlation_test(
