@@ -14,6 +14,21 @@ for too many). ``bootstrap(n_boot=30)`` then gives every estimated source a
   by a Hungarian matching on distance to the true sources; AUC of ``1 - stability``
   for telling them from the matched ones, and how many of each fall below 0.5.
 
+Measured (2026-12-06, CPU, 1 thread, shared with two other jobs;
+``python benchmarks/bench_meeg_bootstrap.py``, 879 s)::
+
+    K sources (111 sources, 24 draws): Spearman(stability, error) -0.21, Spearman(radius95, error) +0.16
+      stability >= 0.9: 109 sources, error mean 10.0 mm (worst 37.4); < 0.9: 2 sources, error mean 12.4 mm (worst 14.1)
+    K + 2 sources: AUC(surplus vs matched, 1 - stability) 0.96; stability < 0.5: 37/48 surplus, 3/111 matched
+      stability mean: surplus 0.24, matched 0.92
+    bootstrap time per fit: mean 16.4 s
+
+What it shows: stability tells sources the data support from surplus ones (AUC
+0.96), so it helps choose ``n_sources``. It does not flag mislocalised sources:
+with the right ``K`` nearly every source is stable, including those 2-4 cm off,
+because their error comes from the head-model mismatch (the same in every
+replicate), not from sampling.
+
 Usage::
 
     python benchmarks/bench_meeg_bootstrap.py              # 24 draws, about 10 minutes
