@@ -46,6 +46,21 @@ the fit: resident set size sampled every 2 ms after returning freed memory to th
 OS, so torch/numpy/C allocations all count; shared preprocessing, e.g. the free-
 orientation copy of the nominal forward needed by MNE's depth weighting, is outside).
 
+Measured, synthetic MEG helmet (2026-12-06, CPU, 1 thread; ``python
+benchmarks/bench_meeg.py --sensors meg --seeds 0 1 2 3 4 --methods RAP-MUSIC
+TRAP-MUSIC ICA-FastICA+scan "crl_neuro SessionCRL"``: K = 3 and 5, 0 and 10 dB, 4
+sessions of 60 s, fixed orientation, 20 problems, 182 s)::
+
+    method                 loc mm mean / worst   MCC    network F1   changing F1   fit s   peak MiB
+    RAP-MUSIC                 6.2 / 10.4         0.92      0.74         0.47        2.25      338
+    TRAP-MUSIC               10.2 / 39.4         0.90      0.74         0.47        1.40      338
+    ICA-FastICA+scan         20.4 / 43.3         0.81      0.75         0.54        1.20      235
+    crl_neuro SessionCRL      6.3 / 13.7         0.92      0.91         0.75        0.56       85
+
+On MEG, SessionCRL localises like RAP-MUSIC on average (one problem worse: 13.7 vs
+10.4 mm), with the same time courses, and adds a better network and its changes.
+A free-orientation MEG family has not been benchmarked here.
+
 Usage::
 
     python benchmarks/bench_meeg.py --quick
