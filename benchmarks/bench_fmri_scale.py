@@ -16,18 +16,22 @@ the increase of the resident-set high-water mark over the process's size before
 the fit (the images are already in memory), compared with the masked data size
 (``n_voxels x n_volumes`` in float32 and float64).
 
-Measured (2026-12-05, CPU, 1 BLAS thread, defaults: 235,375 voxels x 2 runs x 150 volumes,
-float32 images)::
+Measured (2026-12-06, CPU, 1 BLAS thread, the machine shared with two other jobs,
+so both times are about 1.7x those of an idle machine; defaults: 235,375 voxels x 2
+runs x 150 volumes, float32 images)::
 
     method                          fit_s   peak_MB  x float32  x float64  ari_roi
-    CausalROIs                       43.4      1157       4.30       2.15    1.000
-    Parcellations ward K+1           74.1      4681      17.38       8.69    0.997
+    CausalROIs                       64.7       961       3.57       1.78    1.000
+    Parcellations ward K+1          124.8      4682      17.38       8.69    0.997
 
-About 600 MB of CausalROIs' peak is scikit-learn's connectivity-constrained
-``ward_tree`` on 235,000 voxels (its cost does not depend on the number of volumes);
-the data themselves are held once, in the masker's float type (the Gram matrix of the
-denoising and every per-ROI sum are computed in blocks). Before that blockwise
-rewrite the same run peaked at 1580 MB.
+scikit-learn's connectivity-constrained ``ward_tree`` holds about 3 kB per voxel
+(700 MB at 235,000 voxels, whatever the number of volumes), so above 60,000 mask
+voxels CausalROIs over-segments slabs of the grid separately and lets the merge
+step join the pieces cut at slab borders (``_parcellation.WARD_MAX_VOXELS``). The
+data themselves are held once, in the masker's float type (the Gram matrix of the
+denoising and every per-ROI sum are computed in blocks). Before the slabs the same
+problem peaked at 1157 MB (43.4 s idle; ward 74.1 s, 4681 MB), and before the
+blockwise sums at 1580 MB.
 
 Usage::
 

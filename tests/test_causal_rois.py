@@ -370,6 +370,31 @@ def test_roi_causal_graph_bad_input():
         roi_causal_graph([runs[0][:8]])
 
 
+def test_slabbed_oversegmentation_gives_the_same_rois(separated, monkeypatch):
+    """Above WARD_MAX_VOXELS the Ward step runs on slabs (whole-brain memory); pieces
+    cut at slab borders are merged again, so the ROIs stay those of one Ward tree."""
+    data, ref = separated
+    n_vox = int(np.asarray(data.mask_img.dataobj).astype(bool).sum())
+    calls = []
+    real_ac = P.AgglomerativeClustering
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["connectivity"].shape[0])
+        return real_ac(*args, **kwargs)
+
+    size = -(-n_vox // 4)  # 4 slabs
+    slab = np.arange(n_vox) // size
+    true = data.truth.voxel_labels
+    assert sum(np.unique(slab[true == r]).size > 1 for r in range(1, 6)) >= 3  # cuts cross ROIs
+    monkeypatch.setattr(P, "AgglomerativeClustering", spy)
+    monkeypatch.setattr(P, "WARD_MAX_VOXELS", size)
+    est = CausalROIs(n_rois=5, mask_img=data.mask_img).fit(data.imgs)
+    assert len(calls) >= 4 and max(calls) <= size
+    s = _scores(data, est)
+    assert s["ari_roi"] > 0.9 and s["ari_mask"] > 0.9
+    assert labels_ari(ref.voxel_labels_, est.voxel_labels_) > 0.9
+
+
 @pytest.mark.parametrize("local", [False, True])
 def test_blockwise_denoise_equals_svd_of_stacked_runs(monkeypatch, local):
     """denoise sums the Gram matrix over voxel blocks (whole-brain memory); the result

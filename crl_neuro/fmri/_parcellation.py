@@ -28,6 +28,10 @@ from crl_neuro.fmri.roi_graph import _lagged
 
 # time points x voxels summed per block in :func:`denoise` (about 16 MB of float64)
 GRAM_BLOCK_ENTRIES = 2**21
+# scikit-learn's connectivity-constrained ward_tree holds about 3 kB per voxel
+# (700 MB at 235,000 voxels, whatever the number of volumes); above this many
+# voxels the over-segmentation runs on slabs of at most this size.
+WARD_MAX_VOXELS = 60_000
 
 
 def zscore_runs(Xs: list[np.ndarray], copy: bool = True) -> list[np.ndarray]:
@@ -137,12 +141,25 @@ def ward_labels(F: np.ndarray, connectivity: sparse.spmatrix, n_clusters: int) -
 
     Connected components of ``connectivity`` are clustered separately (never joined
     by an artificial edge), with clusters allotted in proportion to their sizes (at
-    least one each), so every cluster is contiguous. The result may then have more
+    least one each), so every cluster is contiguous. Above ``WARD_MAX_VOXELS`` the
+    grid is first cut into slabs of consecutive voxels, each clustered alone into
+    ``n_clusters`` pieces. The result may then have more
     than ``n_clusters`` clusters when there are more components than that.
     """
     from scipy.sparse.csgraph import connected_components
 
     n = F.shape[0]
+    if n > WARD_MAX_VOXELS:
+        # Masked voxels are in C order, so blocks of consecutive indices are slabs
+        # along the first grid axis; clustering each alone bounds ward_tree's
+        # memory. Every slab gets ``n_clusters`` pieces (a slab may hold most of
+        # the signal); pieces cut at a slab border are adjacent and carry the same
+        # signal, so the merge step joins them again.
+        C = sparse.csr_matrix(connectivity)
+        labels = np.zeros(n, dtype=int)
+        for idx in np.array_split(np.arange(n), -(-n // WARD_MAX_VOXELS)):
+            labels[idx] = ward_labels(F[idx], C[idx][:, idx], n_clusters) + labels.max()
+        return labels
     n_comp, comp = connected_components(connectivity, directed=False)
     if n_comp == 1:
         k = int(min(n_clusters, n))
