@@ -69,6 +69,24 @@ After (a refinement that merges two source patterns is rejected, ``refined_``)::
     sample MEG fit_dipole L/R temporal                  12.8*             14.9*        -     7.1
     sample MEG LCMV peak per hemisphere                 38.5              99.9         -     0.5
 
+After (2026-12-06) RAP-MUSIC is also kept from picking a location whose pattern, in
+the signal subspace, correlates above 0.8 with a source already found (the start
+itself split a generator on the motor EEG, |r| 0.84)::
+
+    data       method                           L mm [lat dB]     R mm [lat dB]  |r| max   fit s
+    motor EEG  SessionCRL k=8                   61.4  [-0.14]     63.3  [-0.31]     0.76     1.7
+    motor EEG  ICA picard 20 + scan             28.3  [-0.02]     20.5  [+0.27]     0.76    11.8
+    motor EEG  ICA picard 8 + scan              48.5  [-0.07]     71.1  [-0.81]     0.57     5.2
+    sample MEG SessionCRL k=4                           85.5              21.9      0.63     3.2
+    sample MEG SessionCRL k=6                           21.9              18.0*     0.59     5.2
+    sample MEG ICA picard 6 + scan                      69.2              32.3      0.52     0.3
+    sample MEG fit_dipole L/R temporal                  12.8*             14.9*        -     7.6
+    sample MEG LCMV peak per hemisphere                 38.5              99.9         -     0.7
+
+(fit times from a machine shared with other jobs.) No two SessionCRL sources have
+patterns correlated above 0.8 any more; the simulated family is unchanged by it
+(``bench_meeg_changes.py``: 10.5 / 24.8 mm, MCC 0.88, changing-edge F1 0.76).
+
 Not met (issue 23, "Done when"): no SessionCRL source near either hand area of the
 motor EEG; on the sample MEG the left auditory source is at 21.9 mm (right 15.8 mm,
 both auditory only with 6 sources). What the diagnosis showed:

@@ -285,6 +285,34 @@ def test_free_orientation_forward(sim):
     np.testing.assert_allclose(np.linalg.norm(est.source_ori_, axis=1), 1.0)
 
 
+def test_rap_music_does_not_split_a_generator():
+    """A location whose leadfield, in the signal subspace, is 0.9-correlated with a
+    source already found is what RAP-MUSIC picks next here; with max_corr it is not."""
+    from crl_neuro.meeg.localization import _rap_music
+
+    e = np.eye(6)
+    gain = np.c_[e[0], 0.9 * e[0] + np.sqrt(1 - 0.81) * e[1], 0.3 * e[0] + 0.5 * e[1] + 0.81 * e[2],
+                 0.2 * e[3] + e[4]]
+    basis = e[:, :2]
+    locs, _ = _rap_music(gain, basis, 2, 1)
+    assert locs.tolist() == [0, 1]
+    locs, pats = _rap_music(gain, basis, 2, 1, max_corr=0.8)
+    assert locs.tolist() == [0, 2]
+    proj = basis.T @ pats
+    proj /= np.linalg.norm(proj, axis=0)
+    assert abs(proj[:, 0] @ proj[:, 1]) <= 0.8
+    # free orientation: the other two orientations reach only channels outside the
+    # signal subspace, so the choice is the same
+    e14 = np.eye(14)
+    gain3 = np.zeros((14, 12))
+    for i in range(4):
+        gain3[:6, 3 * i] = gain[:, i]
+        gain3[:, 3 * i + 1], gain3[:, 3 * i + 2] = e14[6 + 2 * i], e14[7 + 2 * i]
+    basis3 = e14[:, :2]
+    assert _rap_music(gain3, basis3, 2, 3)[0].tolist() == [0, 1]
+    assert _rap_music(gain3, basis3, 2, 3, max_corr=0.8)[0].tolist() == [0, 2]
+
+
 def test_scan_leadfield_true_patterns(sim):
     loc = scan_leadfield(sim.forward, sim.truth.patterns, info=sim.info, noise_cov=sim.noise_cov)
     assert localization_error(sim.truth.pos, loc.pos) <= 10.0

@@ -123,20 +123,29 @@ def _scan(gain_w: np.ndarray, patterns_w: np.ndarray, n_ori: int) -> tuple[np.nd
     return best, np.clip(sc, 0.0, 1.0), coef, amp
 
 
-def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_ori: int) -> tuple:
+def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_ori: int,
+               max_corr: float | None = None) -> tuple:
     """Recursively applied MUSIC on an orthonormal signal subspace (whitened space).
 
     At each step the location with the highest subspace correlation with the
     (projected) signal subspace is taken, then it is projected out of both the
     leadfield and the subspace, so that correlated sources are found one by one;
     the projected subspace is truncated to its remaining dimension (as in
-    TRAP-MUSIC, Makela et al. 2018).
+    TRAP-MUSIC, Makela et al. 2018). With ``max_corr``, a location whose
+    leadfield, projected on the signal subspace, correlates above ``max_corr`` with
+    a pattern already found (so projected) is not taken: two such sources would be
+    one generator split in two.
 
     Returns the location indices and the whitened dipole patterns (ch, n_sources).
     """
     n_ch = gain_w.shape[0]
     n_src = gain_w.shape[1] // n_ori
     G0 = gain_w.reshape(n_ch, n_src, n_ori).transpose(1, 0, 2)
+    if max_corr is not None:
+        # Orthonormal basis of each location's leadfield in signal-subspace
+        # coordinates (SVD: directions it does not reach are dropped).
+        U_, sv_, _ = np.linalg.svd(np.einsum("ck,sco->sko", signal_basis, G0), full_matrices=False)
+        Qs = U_ * (sv_ > 1e-6 * np.maximum(sv_[:, :1], 1e-300))[:, None, :]
     P = np.eye(n_ch)
     locs, pats = [], []
     for i_found in range(n_sources):
@@ -152,6 +161,10 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
             gn[gn < 1e-12 * gn.max()] = np.inf
             corr = np.linalg.norm(g @ U, axis=1) / gn
             corr[locs] = -np.inf
+            if max_corr is not None and pats:
+                alike = _too_alike(Qs, signal_basis, pats, max_corr)
+                if np.isfinite(corr[~alike]).any():  # else keep the best, alike or not
+                    corr[alike] = -np.inf
             s = int(corr.argmax())
             pat = G0[s, :, 0]
         else:
@@ -167,6 +180,10 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
             bad = np.abs(np.diagonal(R, axis1=1, axis2=2)).min(axis=1) < 1e-12 * np.abs(R).max()
             corr[bad] = -np.inf
             corr[locs] = -np.inf
+            if max_corr is not None and pats:
+                alike = _too_alike(Qs, signal_basis, pats, max_corr)
+                if np.isfinite(corr[~alike]).any():  # else keep the best, alike or not
+                    corr[alike] = -np.inf
             s = int(corr.argmax())
             # Orientation: Q_s v = G_s R_s^{-1} v.
             c = np.linalg.lstsq(R[s], vecs[s], rcond=None)[0]
@@ -178,6 +195,14 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
         # Project out the leadfield of the sources found so far.
         P = np.eye(n_ch) - B @ np.linalg.pinv(B)
     return np.array(locs), np.array(pats).T
+
+
+def _too_alike(Qs: np.ndarray, basis: np.ndarray, pats: list, max_corr: float) -> np.ndarray:
+    """Locations whose projected leadfield correlates above ``max_corr`` with a found pattern."""
+    B = basis.T @ np.array(pats).T  # found patterns in subspace coordinates (k, n_found)
+    B = B / np.maximum(np.linalg.norm(B, axis=0, keepdims=True), 1e-300)
+    corr = np.linalg.norm(np.einsum("sko,kf->sof", Qs, B), axis=1)  # (src, n_found)
+    return (corr > max_corr).any(axis=1)
 
 
 def scan_leadfield(

@@ -465,7 +465,7 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
             logger.info(
                 "SessionCRL: RAP-MUSIC scan of %d leadfield locations", gain_w.shape[1] // n_ori
             )
-            locs0, pats0 = _rap_music(gain_w, E, k, n_ori)
+            locs0, pats0 = _rap_music(gain_w, E, k, n_ori, max_corr=_MAX_PATTERN_CORR)
             M0 = V @ pats0
             W0 = np.linalg.pinv(M0)
             prior = self._make_prior(
