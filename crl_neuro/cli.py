@@ -49,7 +49,6 @@ _DEPENDENCIES = (
     "numpy",
     "scipy",
     "scikit-learn",
-    "torch",
     "causal-learn",
     "pandas",
     "matplotlib",
@@ -59,7 +58,7 @@ _DEPENDENCIES = (
     "tqdm",
     "networkx",
 )
-_OPTIONAL = ("python-picard", "dask", "distributed", "mne-bids", "pytest")
+_OPTIONAL = ("torch", "gymnasium", "python-picard", "dask", "distributed", "mne-bids", "pytest")
 _TRI = {"yes": True, "no": False, "unknown": None}
 # The traits of the advisor exposed as --options (name -> help).
 _ADVISE_OPTIONS = (

@@ -206,7 +206,10 @@ def sparsity_search(
     -------
     W : ndarray, shape (k, k)
     """
-    import torch
+    from crl_neuro.core.validation import require_optional
+
+    torch = require_optional("torch", "deep", "The global sparsity search (linear MultiDistributionCRL, "
+                             "SessionCRL without a forward model)")
     from scipy.linalg import expm
     from sklearn.utils import check_random_state
 

@@ -99,6 +99,10 @@ import time
 from typing import Any
 
 import numpy as np
+from crl_neuro.core.validation import require_optional
+
+require_optional("torch", "deep", "crl_neuro.core.nonlinear (MultiDistributionCRL(mixing='nonlinear'), IVAE)")
+
 import torch
 from sklearn.base import TransformerMixin
 from torch import nn

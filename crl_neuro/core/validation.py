@@ -359,3 +359,31 @@ def check_n_features(X: np.ndarray, n_features: int, estimator: Any, name: str =
             f"{name} has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
             f"{n_features} features as input (it was fitted with {n_features})"
         )
+
+
+def require_optional(module: str, extra: str, feature: str) -> Any:
+    """Import an optional dependency, or raise an ImportError that says how to install it.
+
+    Parameters
+    ----------
+    module : str
+        Module to import (e.g. ``"torch"``).
+    extra : str
+        The crl_neuro extra that installs it (e.g. ``"deep"``).
+    feature : str
+        What needs it, for the message.
+
+    Returns
+    -------
+    module : module
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"{feature} needs {module}, which is not installed. Install it with "
+            f"pip install 'crl_neuro[{extra}]' (for torch on a machine without a GPU, the "
+            "CPU build: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+        ) from err

@@ -5,6 +5,10 @@ among them across modalities; a modality may be an array, a DataFrame or an MNE
 ``Epochs``/``Raw`` (log band-power features).
 """
 
+from crl_neuro.core.validation import require_optional
+
+require_optional("torch", "deep", "crl_neuro.multimodal")
+
 from crl_neuro.multimodal.model import MultiModalCRL
 from crl_neuro.multimodal.viz import plot_multimodal_graph
 

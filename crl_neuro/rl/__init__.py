@@ -6,6 +6,11 @@ NeurIPS 2023). :class:`IFactorWorldModel` learns them from trajectories;
 :class:`CEMPolicy` searches linear policies on chosen (learned or true) blocks.
 """
 
+from crl_neuro.core.validation import require_optional
+
+require_optional("torch", "rl", "crl_neuro.rl")
+require_optional("gymnasium", "rl", "crl_neuro.rl")
+
 from crl_neuro.rl.envs import (
     BLOCK_KEYS,
     DistractorCartPole,
