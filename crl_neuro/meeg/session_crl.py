@@ -15,7 +15,9 @@ leadfield. SessionCRL combines both:
    ``n_sources`` leading eigenvectors of the pooled, session-centred covariance.
 2. **Physics start** (when a forward is given) - recursively applied MUSIC
    scan of the whitened leadfield in the signal subspace gives ``n_sources``
-   single-dipole patterns, hence a starting unmixing. Without a forward the
+   single-dipole patterns, hence a starting unmixing; a location whose pattern,
+   within the signal subspace, correlates above 0.8 with a source already found
+   is skipped (it would be the same generator split in two). Without a forward the
    unmixing comes from the core's sparsity search started at the approximate
    joint diagonaliser of the session covariances (``random_state`` seeds its
    restarts), as in :class:`crl_neuro.core.multidist.MultiDistributionCRL`.
