@@ -169,7 +169,7 @@ for a, (i, j, name) in zip(ax, [(0, 1, "top view (x, y)"), (1, 2, "side view (y,
     a.scatter(forward["source_rr"][:, i] * 1e3, forward["source_rr"][:, j] * 1e3, s=1, c="0.8")
     a.scatter(crl.source_pos_[:, i] * 1e3, crl.source_pos_[:, j] * 1e3, s=60, c="tab:red")
     for k, p in enumerate(crl.source_pos_):
-        a.annotate(str(k), (p[i] * 1e3, p[j] * 1e3))
+        a.annotate(f"CRL{k:03d}", (p[i] * 1e3, p[j] * 1e3))
     a.set_title(name)
     a.set_aspect("equal")
 fig.tight_layout()

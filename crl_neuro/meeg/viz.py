@@ -102,8 +102,8 @@ def plot_source_network(
         style = dict(color="tab:red", ls="--") if chg[i, j] else dict(color="0.3", ls="-")
         ax.plot(*xy[[i, j]].T, lw=w, zorder=1, **style)
     ax.scatter(*xy.T, s=600, c="tab:blue", zorder=2)
-    for i in range(k):
-        ax.text(*xy[i], str(i), color="w", ha="center", va="center", zorder=3, fontsize=10)
+    for i in range(k):  # the names of get_sources' channels and plot_patterns' titles
+        ax.text(*xy[i], f"CRL\n{i:03d}", color="w", ha="center", va="center", zorder=3, fontsize=7)
     ax.set_aspect("equal")
     ax.set_xlim(-1.4, 1.4)
     ax.set_ylim(-1.4, 1.4)
@@ -113,15 +113,16 @@ def plot_source_network(
         ax2 = axes[0, 1]
         x = np.arange(pc.shape[0])
         for i, j in edges:
-            ax2.plot(x, pc[:, i, j], "o-" if chg[i, j] else "s:", label=f"{i}-{j}")
+            ax2.plot(x, pc[:, i, j], "o-" if chg[i, j] else "s:", label=f"CRL{i:03d}-CRL{j:03d}")
         ax2.axhline(0, color="0.7", lw=0.8)
         ax2.set_xticks(x)
         if session_labels is not None:
             ax2.set_xticklabels([str(s) for s in session_labels], rotation=45, fontsize=8)
         ax2.set_xlabel("session")
         ax2.set_ylabel("partial correlation")
+        ax2.set_title("per session (solid: changing)")
         if edges:
-            ax2.legend(fontsize=7, ncol=2)
+            ax2.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     if show:
         plt.show()
