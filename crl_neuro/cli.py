@@ -185,10 +185,12 @@ def _truth_figure(truth: Any, est_net: Any, est_changing: Any, est_pos: Any, mat
 
     fig, axes = plt.subplots(1, 5, figsize=(17, 3.6), layout="constrained")
     k = truth.markov_network.shape[0]
-    names = [f"S{i + 1}" for i in range(k)]
+    # True sources by index; the estimated sources (CRL000...) are put in the order of the
+    # true sources they match (Hungarian on time courses), so one numbering serves both.
+    names = [f"true {i}" for i in range(k)]
     panels = (
         (truth.markov_network, "true Markov network"),
-        (est_net, "estimated (matched)"),
+        (est_net, "estimated, matched to true"),
         (truth.changing_edges, "true changing edges"),
         (est_changing, "estimated changing edges"),
     )
@@ -208,6 +210,8 @@ def _truth_figure(truth: Any, est_net: Any, est_changing: Any, est_pos: Any, mat
         ax.annotate(names[i], tp[i, :2], textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(title="source positions (top view)", xlabel="x (mm)", ylabel="y (mm)", aspect="equal")
     ax.legend(fontsize=8, loc="best")
+    fig.suptitle("black cell: edge between the two sources (white: none); red lines join each "
+                 "true source to its matched estimate", fontsize=9)
     return fig
 
 
