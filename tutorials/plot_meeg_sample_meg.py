@@ -68,7 +68,6 @@ if HAVE_DATA:
 if HAVE_DATA:
     rng = np.random.default_rng(0)
     sfreq, n_times = info["sfreq"], (3000 if QUICK else 9000)
-    gain3 = fwd["sol"]["data"].reshape(len(info["ch_names"]), -1, 3)
     # Three sources at least 4 cm apart, random orientations.
     rr = fwd["source_rr"]
     chosen = [int(rng.integers(len(rr)))]
@@ -76,9 +75,26 @@ if HAVE_DATA:
         c = int(rng.integers(len(rr)))
         if np.min(np.linalg.norm(rr[chosen] - rr[c], axis=1)) > 0.04:
             chosen.append(c)
+    # The true sources sit 3-6 mm off the scan grid's points (not on them), so the
+    # localisation error below includes the grid's own discretisation: their
+    # leadfields come from a forward computed at those positions.
+    assert fwd["coord_frame"] == mne.io.constants.FIFF.FIFFV_COORD_HEAD  # source_rr in head frame
+    head_to_mri = mne.transforms.invert_transform(fwd["mri_head_t"])
+    while True:
+        step = rng.normal(size=(3, 3))
+        step *= rng.uniform(3e-3, 6e-3, size=(3, 1)) / np.linalg.norm(step, axis=1, keepdims=True)
+        true_pos = rr[chosen] + step  # head coordinates (m)
+        pos_mri = mne.transforms.apply_trans(head_to_mri, true_pos)
+        src_true = mne.setup_volume_source_space(
+            pos=dict(rr=pos_mri, nn=np.tile([0.0, 0.0, 1.0], (3, 1))), verbose=False)
+        fwd_true = mne.make_forward_solution(info, trans, src_true, bem, meg=True, eeg=False,
+                                             verbose=False)
+        if fwd_true["nsource"] == 3:  # all three inside the inner skull
+            break
+    gain_true = fwd_true["sol"]["data"].reshape(len(info["ch_names"]), 3, 3)
     ori = rng.normal(size=(3, 3))
     ori /= np.linalg.norm(ori, axis=1, keepdims=True)
-    patterns = np.stack([gain3[:, c] @ o for c, o in zip(chosen, ori)], axis=1)
+    patterns = np.stack([gain_true[:, i] @ o for i, o in enumerate(ori)], axis=1)
     weights = [(0.8, 0.6), (-0.5, 0.9), (0.9, 0.0), (0.3, -0.7)]
     C = noise_cov.data
     L_noise = np.linalg.cholesky(C + 1e-6 * np.trace(C) / len(C) * np.eye(len(C)))
@@ -106,7 +122,6 @@ if HAVE_DATA:
     crl.fit(raws, forward=fwd)
     Z = np.hstack([crl.transform(r) for r in raws]).T
     score, match, _ = mcc(np.hstack(sources).T, Z, return_details=True)
-    true_pos = mne.transforms.apply_trans(fwd["mri_head_t"], rr[chosen]) if fwd["coord_frame"] == 5 else rr[chosen]
     err = localization_error(true_pos, crl.source_pos_)
     f1 = graph_scores(true_net, crl.markov_network_[np.ix_(match, match)])["f1"]
     print(f"MCC {score:.2f}, localisation error {err:.1f} mm, network F1 {f1:.2f}")
