@@ -202,6 +202,178 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         print(overall.to_string())
 
 
+# --------------------------------------------------------------------------- #
+# Family mode: randomised problems (crl_neuro.datasets.draw_multidomain_problem)
+# --------------------------------------------------------------------------- #
+FAMILY_METHODS = ("crl_nonlinear", "ivae", "fastica", "crl_linear")
+FAMILY_SCORES = ("mcc", "mcc_s", "mcc_free", "f1", "time")
+_FAMILY_WORST = {"mcc": "min", "mcc_s": "min", "mcc_free": "min", "f1": "min", "time": "max"}
+
+
+def parse_draws(spec: str) -> list[int]:
+    """Draw indices from ``"0-19"``, ``"3,5,8"`` or a mix (``"0-4,10"``)."""
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            a, b = (int(v) for v in part.split("-", 1))
+            if b < a:
+                raise ValueError(f"--draws: empty range {part!r}")
+            out.extend(range(a, b + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def _done(path: str | None) -> set[tuple[int, str]]:
+    if not path or not os.path.exists(path) or os.path.getsize(path) == 0:
+        return set()
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    return {(int(d), str(m)) for d, m in zip(df["draw"], df["method"])}
+
+
+def _append(path: str | None, row: dict[str, Any]) -> None:
+    if not path:
+        return
+    import csv
+
+    new = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _fit_family_method(method: str, prob: dict[str, Any], seed: int, device: str
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Fit one method with its defaults; return the latents and the network (or None)."""
+    X, dom, n = prob["X"], prob["domains"], prob["params"]["n_latents"]
+    if method == "crl_nonlinear":
+        from crl_neuro.core.multidist import MultiDistributionCRL
+
+        est = MultiDistributionCRL(n, mixing="nonlinear", device=device, random_state=seed)
+        return est.fit(X, dom).transform(X), est.markov_network_
+    if method == "ivae":
+        from crl_neuro.core.nonlinear import IVAE
+
+        return IVAE(n, device=device, random_state=seed).fit(X, dom).transform(X), None
+    if method == "fastica":
+        from sklearn.decomposition import FastICA
+
+        ica = FastICA(n, whiten="unit-variance", max_iter=1000, random_state=seed)
+        return ica.fit_transform(X), None
+    if method == "crl_linear":
+        from crl_neuro.core.multidist import MultiDistributionCRL
+
+        est = MultiDistributionCRL(n, mixing="linear", random_state=seed)
+        return est.fit(X, dom).transform(X), est.markov_network_
+    raise ValueError(f"unknown family method {method!r}; choose from {FAMILY_METHODS}")
+
+
+def run_family(draws: list[int], methods: list[str], out: str | None, device: str = "cpu",
+               threads: int = 1, drawn_kind: bool = False) -> list[dict[str, Any]]:
+    """Fit every method on every draw; append one row per (draw, method) to ``out``.
+
+    Rows already in ``out`` are skipped, so a run can be resumed or split in shards.
+    Draw ``i`` is ``draw_multidomain_problem(i, kind)`` with the kinds in turn
+    (``FAMILY_KINDS[i % 4]``), or the kind the draw picks when ``drawn_kind``.
+    """
+    import warnings
+
+    import torch
+    from sklearn.utils import Bunch
+
+    from crl_neuro.datasets.nonlinear import FAMILY_KINDS, draw_multidomain_problem
+
+    torch.set_num_threads(threads)
+    done = _done(out)
+    rows = []
+    for i in draws:
+        todo = [m for m in methods if (i, m) not in done]
+        if not todo:
+            continue
+        kind = None if drawn_kind else FAMILY_KINDS[i % len(FAMILY_KINDS)]
+        prob = draw_multidomain_problem(i, kind=kind)
+        p = prob["params"]
+        data = Bunch(latents=prob["latents"], truth=prob["truth"])
+        desc = {
+            "draw": i, "kind": prob["kind"], "n_latents": p["n_latents"],
+            "n_domains": p["n_domains"], "n_per_domain": p["n_samples_per_domain"],
+            "n_features": p["n_features"], "noise": p["noise"],
+            "changes": "+".join(p["changes"]), "activation": p["activation"],
+            "n_layers": p["n_mixing_layers"], "obs_noise": round(p["obs_noise"], 4),
+            "n_edges": int(prob["truth"].markov_network.sum() // 2),
+            "min_domains": prob["min_domains"], "theory_ok": prob["theory_ok"],
+            "n_free": int(prob["truth"].identifiable.sum()),
+        }
+        print(f"draw {i}: " + " ".join(f"{k}={v}" for k, v in desc.items() if k != "draw"),
+              flush=True)
+        for method in todo:
+            t0 = time.perf_counter()
+            err = ""
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    Z, network = _fit_family_method(method, prob, i, device)
+                elapsed = time.perf_counter() - t0
+                sc = _score(data, Z, network)
+            except Exception as exc:  # keep the table going; the row records the failure
+                elapsed = time.perf_counter() - t0
+                err = f"{type(exc).__name__}: {exc}"
+                sc = {"mcc": np.nan, "mcc_s": np.nan, "mcc_free": np.nan, "f1": np.nan,
+                      "per_latent": np.array([])}
+            row = {**desc, "method": method, "mcc": sc["mcc"], "mcc_s": sc["mcc_s"],
+                   "mcc_free": sc["mcc_free"], "f1": sc["f1"], "time": elapsed,
+                   "per_latent": " ".join(f"{v:.4f}" for v in sc["per_latent"]),
+                   "threads": threads, "device": device, "error": err}
+            _append(out, row)
+            rows.append(row)
+            print(f"  {method:<14} mcc {sc['mcc']:.3f} mcc_free {sc['mcc_free']:.3f} "
+                  f"f1 {sc['f1']:.3f} time {elapsed:.1f}s {err}", flush=True)
+    return rows
+
+
+def summarise_family(paths: list[str]) -> Any:
+    """Print mean and worst draw per method, overall, per kind and on theory-satisfying draws."""
+    import pandas as pd
+
+    df = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    df = df.drop_duplicates(["draw", "method"], keep="last")
+    order = [m for m in FAMILY_METHODS if m in set(df["method"])]
+    order += sorted(set(df["method"]) - set(order))
+
+    def table(sub: Any) -> Any:
+        g = sub.groupby("method")
+        t = pd.concat({"mean": g[list(FAMILY_SCORES)].mean(),
+                       "worst": g[list(FAMILY_SCORES)].agg(_FAMILY_WORST)}, axis=1)
+        t[("", "draws")] = g["draw"].nunique()
+        return t.reindex([m for m in order if m in set(sub["method"])])
+
+    fmt = "{:.3f}".format
+    with pd.option_context("display.width", 250, "display.max_columns", 40):
+        print(f"== {df['draw'].nunique()} draws: mean and worst draw "
+              "(mcc_free: latents without intimate neighbours; f1: Markov network; time s) ==")
+        print(table(df).to_string(float_format=fmt))
+        for kind in sorted(df["kind"].unique()):
+            sub = df[df["kind"] == kind]
+            print(f"\n== kind {kind} ({sub['draw'].nunique()} draws) ==")
+            print(table(sub).to_string(float_format=fmt))
+        ok = df[df["theory_ok"].astype(str) == "True"]
+        if len(ok):
+            print(f"\n== draws meeting the theory's conditions ({ok['draw'].nunique()} draws) ==")
+            print(table(ok).to_string(float_format=fmt))
+        failed = df[df["error"].astype("string").fillna("") != ""]
+        if len(failed):
+            print(f"\n{len(failed)} failed fit(s):")
+            print(failed[["draw", "method", "error"]].to_string(index=False))
+    return df
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small problems, one seed")
@@ -217,8 +389,31 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="restarts of the crl_nonlinear VAEs (best validation objective kept)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per job")
     parser.add_argument("--n-jobs", type=int, default=1, help="joblib jobs over problems x seeds")
-    parser.add_argument("--out", default=None, help="optional CSV path for the per-run rows")
+    parser.add_argument("--out", default=None,
+                        help="CSV path for the per-run rows (family mode: appended, resumable)")
+    parser.add_argument("--family", action="store_true",
+                        help="randomised problem family (draw_multidomain_problem), defaults only")
+    parser.add_argument("--draws", default="0-19", help="family draws, e.g. 0-19 or 0-4,10")
+    parser.add_argument("--drawn-kind", action="store_true",
+                        help="family: let each draw pick its kind (default: kinds in turn)")
+    parser.add_argument("--summarise", nargs="+", default=None, metavar="CSV",
+                        help="only summarise family CSV file(s)")
     args = parser.parse_args(argv)
+    if args.summarise:
+        summarise_family(args.summarise)
+        return []
+    if args.family:
+        fam_methods = [m for m in args.methods.split(",") if m]
+        bad = set(fam_methods) - set(FAMILY_METHODS)
+        if bad:
+            parser.error(f"unknown family method(s) {sorted(bad)}; choose from {FAMILY_METHODS}")
+        t0 = time.perf_counter()
+        rows = run_family(parse_draws(args.draws), fam_methods, args.out, device=args.device,
+                          threads=args.threads, drawn_kind=args.drawn_kind)
+        print(f"\nfamily: {len(rows)} fit(s) in {time.perf_counter() - t0:.0f} s")
+        if args.out and os.path.exists(args.out):
+            summarise_family([args.out])
+        return rows
     methods = [m for m in args.methods.split(",") if m]
     bad = set(methods) - set(METHODS)
     if bad:
