@@ -174,9 +174,11 @@ def test_nonlinear_more_latents_than_features_is_an_error():
 def test_nonlinear_too_few_domains_warns():
     X, dom = _small(n_domains=3)
     est = MultiDistributionCRL(2, mixing="nonlinear", max_iter=1, n_init=1, random_state=0)
-    with pytest.warns(IdentifiabilityWarning, match=r"2 \* n_latents \+ \|M\| \+ 1 = 5"):
+    with pytest.warns(IdentifiabilityWarning, match=r"2 \* n_latents \+ \|M\| \+ 1 = 5") as rec:
         est.fit(X, dom)
     assert est.markov_network_.shape == (2, 2)
+    # reported at the caller's line, not inside the package
+    assert [r.filename for r in rec if r.category is IdentifiabilityWarning] == [__file__]
 
 
 def test_check_domain_condition():

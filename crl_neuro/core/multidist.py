@@ -341,11 +341,12 @@ class MultiDistributionCRL(TransformerMixin, BaseCRLEstimator):
         if self.mixing == "nonlinear":
             if init_unmixing is not None:
                 raise ValueError("init_unmixing is only used with mixing='linear'")
+            # (stacklevel 5: past the verbose and roll-back wrappers of fit, to the caller)
             # the empty-network bound first (cheap, before training); the estimated
             # network's bound after the fit, only if this one held
-            if check_domain_condition(labels.size, k, stacklevel=3):
+            if check_domain_condition(labels.size, k, stacklevel=5):
                 self._fit_nonlinear(X, labels, codes, k)
-                check_domain_condition(labels.size, k, self.markov_network_, stacklevel=3)
+                check_domain_condition(labels.size, k, self.markov_network_, stacklevel=5)
                 return self
             return self._fit_nonlinear(X, labels, codes, k)
         res = fit_linear_multidomain(
