@@ -346,8 +346,12 @@ def run_family(draws: list[int], methods: list[str], out: str | None, device: st
                 err = f"{type(exc).__name__}: {exc}"
                 sc = {"mcc": np.nan, "mcc_s": np.nan, "mcc_free": np.nan, "f1": np.nan,
                       "per_latent": np.array([])}
+            n_est = np.nan
+            if not err and network is not None:
+                n_est = int(np.asarray(network, bool).sum() // 2)
             row = {**desc, "method": method, "mcc": sc["mcc"], "mcc_s": sc["mcc_s"],
-                   "mcc_free": sc["mcc_free"], "f1": sc["f1"], "time": elapsed,
+                   "mcc_free": sc["mcc_free"], "f1": sc["f1"], "n_est_edges": n_est,
+                   "time": elapsed,
                    "per_latent": " ".join(f"{v:.4f}" for v in sc["per_latent"]),
                    "threads": threads, "device": device, "error": err}
             _append(out, row)
@@ -363,6 +367,13 @@ def summarise_family(paths: list[str]) -> Any:
 
     df = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     df = df.drop_duplicates(["draw", "method"], keep="last")
+    # compare methods on the same draws: keep the draws every method finished
+    n_methods = df["method"].nunique()
+    per_draw = df.groupby("draw")["method"].nunique()
+    partial = sorted(int(d) for d in per_draw.index[per_draw < n_methods])
+    if partial:
+        print(f"(leaving out draw(s) {partial}: not every method has a row)")
+        df = df[~df["draw"].isin(partial)]
     order = [m for m in FAMILY_METHODS if m in set(df["method"])]
     order += sorted(set(df["method"]) - set(order))
 
