@@ -19,6 +19,7 @@ from crl_neuro.datasets.nonlinear import (
     FAMILY_MAX_SAMPLES,
     min_domains_condition,
     simulate_multidomain_latents,
+    theory_violations,
 )
 
 
@@ -146,9 +147,21 @@ def test_draw_kinds_reachable_and_shaped():
 
 
 def test_draw_flags_theory_violations():
-    # seeds until a draw with too few domains and one meeting the condition appear
-    flags = [draw_multidomain_problem(s)["violations"] for s in range(12)]
+    draws = [draw_multidomain_problem(s) for s in range(12)]
+    flags = [p["violations"] for p in draws]
     assert any("n_domains" in f for f in flags) and any(not f for f in flags)
+    for p in draws:  # every draw has edges: fixed weights violate the sufficient change
+        assert ("sufficient_change" in p["violations"]) == ("weights" not in p["params"]["changes"])
+    assert any("sufficient_change" in f for f in flags)
+
+
+def test_theory_violations():
+    assert theory_violations(20, 15, ("weights",), "laplace", 4) == []
+    assert theory_violations(10, 15, "weights+shifts", "laplace", 4) == ["n_domains"]
+    assert theory_violations(20, 15, "noise_scales+shifts", "laplace", 4) == ["sufficient_change"]
+    assert theory_violations(20, 9, ("noise_scales",), "gaussian", 0) == []  # no edge to lose
+    assert theory_violations(20, 9, ("shifts",), "gaussian", 0) == ["sufficient_change"]
+    assert theory_violations(20, 9, ("shifts",), "laplace", 0) == []
 
 
 # ----------------------------------------------------------------------------- input checks

@@ -23,6 +23,7 @@ __all__ = [
     "simulate_multidomain_latents",
     "draw_multidomain_problem",
     "min_domains_condition",
+    "theory_violations",
     "moral_graph",
     "intimate_neighbours",
 ]
@@ -151,6 +152,49 @@ def min_domains_condition(markov_network: Any) -> int:
     m = m | m.T
     np.fill_diagonal(m, False)
     return int(2 * m.shape[0] + m.sum() // 2 + 1)
+
+
+def theory_violations(
+    n_domains: int, min_domains: int, changes: Any, noise: str, n_edges: int
+) -> list[str]:
+    """Conditions of the identifiability theory that a multi-domain problem violates.
+
+    Parameters
+    ----------
+    n_domains : int
+        Number of domains.
+    min_domains : int
+        ``2 n + |M| + 1`` (:func:`min_domains_condition`).
+    changes : sequence of str or str
+        What changes across domains (``"weights"``, ``"noise_scales"``, ``"shifts"``;
+        a ``"+"``-joined string is accepted, as written in benchmark CSVs).
+    noise : str
+        Innovation law.
+    n_edges : int
+        Number of edges of the latent DAG.
+
+    Returns
+    -------
+    violations : list of str
+        ``"n_domains"``: fewer than ``min_domains`` domains. ``"sufficient_change"``:
+        the DAG has edges but its weights are the same in every domain - the
+        innovations ``eps = (I - B^T) z`` (linear in the latents) are then independent
+        in every domain, a valid set of latents with an empty Markov network, so the
+        sparsest-network criterion of the theory picks them, not ``z`` (in the terms of
+        Zhang et al., the second-order derivatives of ``log p(z | u)`` span only ``n``
+        directions across domains, fewer than the ``2 n + |M|`` needed); or, with no
+        edge, only the means of Gaussian latents change (no second-order change).
+    """
+    if isinstance(changes, str):
+        changes = tuple(c for c in changes.split("+") if c)
+    out = []
+    if n_domains < min_domains:
+        out.append("n_domains")
+    if (n_edges > 0 and "weights" not in changes) or (
+        tuple(changes) == ("shifts",) and noise == "gaussian"
+    ):
+        out.append("sufficient_change")
+    return out
 
 
 def _random_well_conditioned(rows: int, cols: int, rng: np.random.RandomState) -> np.ndarray:
@@ -406,13 +450,13 @@ def draw_multidomain_problem(random_state: Any = None, kind: str | None = None) 
     and ``params["capped"]`` is True.
 
     Draws that violate the conditions of the identifiability theory (Zhang, Xie, Ng &
-    Zheng, ICML 2024) are kept (a benchmark must see them) but flagged:
-    ``"n_domains"`` when there are fewer than ``2 n + |M| + 1`` domains
-    (:func:`min_domains_condition`), ``"sufficient_change"`` when only the means change
-    and the innovations are Gaussian (the second-order terms of the log-density then
-    never change, so the sufficient-change condition cannot hold). Observation noise
-    (the theory assumes a noise-free mixing) is reported in ``noise_free``, not as a
-    violation.
+    Zheng, ICML 2024) are kept (a benchmark must see them) but flagged, see
+    :func:`theory_violations`: ``"n_domains"`` when there are fewer than
+    ``2 n + |M| + 1`` domains (:func:`min_domains_condition`), ``"sufficient_change"``
+    when the causal weights do not change (then the innovations, a linear function of
+    the latents, are an equally valid set of latents with an *empty* Markov network,
+    so the true latents are not the sparsest solution). Observation noise (the theory
+    assumes a noise-free mixing) is reported in ``noise_free``, not as a violation.
 
     Parameters
     ----------
@@ -468,11 +512,7 @@ def draw_multidomain_problem(random_state: Any = None, kind: str | None = None) 
     )
     data = simulate_multidomain_latents(**params)
     m_needed = min_domains_condition(data.truth.markov_network)
-    violations = []
-    if n_domains < m_needed:
-        violations.append("n_domains")
-    if changes == ("shifts",) and noise == "gaussian":
-        violations.append("sufficient_change")
+    violations = theory_violations(n_domains, m_needed, changes, noise, int(dag.sum()))
     return dict(
         X=data.X,
         domains=data.domains,
