@@ -59,6 +59,7 @@ its encoded latents (:mod:`crl_neuro.core.nonlinear`).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -94,6 +95,8 @@ from crl_neuro.core.validation import (
 
 __all__ = [
     "MultiDistributionCRL",
+    "IdentifiabilityWarning",
+    "check_domain_condition",
     "pham_ajd",
     "sparsity_search",
     "fit_joint_sparse",
@@ -101,6 +104,61 @@ __all__ = [
 ]
 
 _MIN_PER_DOMAIN_NONLINEAR = 20
+
+
+class IdentifiabilityWarning(UserWarning):
+    """The data violate a condition of the identifiability theory; results may not be identified."""
+
+
+def check_domain_condition(
+    n_domains: int, n_latents: int, markov_network: Any = None, stacklevel: int = 2
+) -> bool:
+    """Warn when there are fewer domains than the theory's ``2 n + |M| + 1``.
+
+    Zhang, Xie, Ng & Zheng (ICML 2024) identify the latent Markov network ``M`` and
+    each latent up to its intimate neighbours from at least ``2 n + |M| + 1``
+    sufficiently different domains (``n`` latents, ``|M|`` edges). Before a fit
+    ``M`` is unknown and the bound with an empty network, ``2 n + 1``, is checked;
+    after a fit the estimated network gives ``|M|``.
+
+    Parameters
+    ----------
+    n_domains : int
+        Number of distinct domains in the data.
+    n_latents : int
+        Number of latents ``n``.
+    markov_network : array-like of bool, shape (n_latents, n_latents) | None
+        (Estimated) Markov network; ``None`` counts no edge.
+    stacklevel : int
+        Passed to :func:`warnings.warn`.
+
+    Returns
+    -------
+    ok : bool
+        Whether the condition holds (False: an :class:`IdentifiabilityWarning` was issued).
+    """
+    n_edges = 0
+    if markov_network is not None:
+        m = np.asarray(markov_network) != 0
+        if m.shape != (n_latents, n_latents):
+            raise ValueError(f"markov_network must have shape ({n_latents}, {n_latents}), "
+                             f"got {m.shape}")
+        m = m | m.T
+        np.fill_diagonal(m, False)
+        n_edges = int(m.sum() // 2)
+    needed = 2 * n_latents + n_edges + 1
+    if n_domains >= needed:
+        return True
+    which = (f"|M| = {n_edges} edges of the estimated Markov network" if markov_network is not None
+             else "|M| >= 0 before the network is known")
+    warnings.warn(
+        f"{n_domains} domains are fewer than the identifiability condition "
+        f"n_domains >= 2 * n_latents + |M| + 1 = {needed} (n_latents = {n_latents}, {which}; "
+        "Zhang et al., ICML 2024): the latents and their Markov network may not be "
+        "identified. Use more domains (sessions, runs, conditions) or fewer latents.",
+        IdentifiabilityWarning, stacklevel=stacklevel,
+    )
+    return False
 
 
 # --------------------------------------------------------------------------- #
@@ -128,7 +186,11 @@ class MultiDistributionCRL(TransformerMixin, BaseCRLEstimator):
         criterion applied to the encoded latents (torch; see
         :func:`crl_neuro.core.nonlinear.fit_nonlinear` and
         :func:`crl_neuro.core.nonlinear.refine_latents`). It needs at least 20
-        samples per domain (the linear path 3).
+        samples per domain (the linear path 3), at least 2 domains and
+        ``n_features >= n_latents`` (errors otherwise), and warns
+        (:class:`IdentifiabilityWarning`) when there are fewer domains than the
+        theory's ``2 * n_latents + |M| + 1`` (``|M|`` edges of the Markov network:
+        checked with ``|M| = 0`` before the fit and with the estimated network after).
     sparsity : "auto" | float
         Penalty on the latent Markov network. Linear: ``"auto"`` uses the theory
         penalty (universal threshold of the group score, see
@@ -257,11 +319,35 @@ class MultiDistributionCRL(TransformerMixin, BaseCRLEstimator):
         # The VAE of the nonlinear path needs far more samples than the covariances of the
         # linear one: with a handful per domain it would train, silently, on noise.
         min_per = _MIN_PER_DOMAIN_NONLINEAR if self.mixing == "nonlinear" else 3
-        labels, codes = check_domains(domains, X.shape[0], min_per_domain=min_per)
+        if self.mixing == "nonlinear":
+            labels, codes = check_domains(domains, X.shape[0], min_domains=1, min_per_domain=min_per)
+            if labels.size < 2:
+                raise ValueError(
+                    f"domains has a single distinct value ({labels[0]!r}); mixing='nonlinear' "
+                    "identifies the latents only from changes of their distribution across "
+                    "domains and needs at least 2 (the theory asks for 2 * n_latents + |M| + 1, "
+                    "|M| the number of Markov-network edges; Zhang et al., ICML 2024)"
+                )
+            check_int(self.n_latents, "n_latents", min_value=1)
+            if self.n_latents > X.shape[1]:
+                raise ValueError(
+                    f"n_latents={self.n_latents} exceeds the number of observed features "
+                    f"({X.shape[1]}): mixing='nonlinear' assumes an injective mixing x = g(z), "
+                    "which needs n_features >= n_latents; reduce n_latents or provide more features"
+                )
+        else:
+            labels, codes = check_domains(domains, X.shape[0], min_per_domain=min_per)
         k = check_n_latents(self.n_latents, X, "n_latents")
         if self.mixing == "nonlinear":
             if init_unmixing is not None:
                 raise ValueError("init_unmixing is only used with mixing='linear'")
+            # (stacklevel 5: past the verbose and roll-back wrappers of fit, to the caller)
+            # the empty-network bound first (cheap, before training); the estimated
+            # network's bound after the fit, only if this one held
+            if check_domain_condition(labels.size, k, stacklevel=5):
+                self._fit_nonlinear(X, labels, codes, k)
+                check_domain_condition(labels.size, k, self.markov_network_, stacklevel=5)
+                return self
             return self._fit_nonlinear(X, labels, codes, k)
         res = fit_linear_multidomain(
             X, codes, labels.size, k, sparsity=self.sparsity,

@@ -16,6 +16,7 @@ _LAZY = {
     "draw_fmri_problem": "crl_neuro.datasets.fmri",
     "simulate_latent_questionnaire": "crl_neuro.datasets.psychometrics",
     "simulate_multidomain_latents": "crl_neuro.datasets.nonlinear",
+    "draw_multidomain_problem": "crl_neuro.datasets.nonlinear",
     "simulate_multimodal": "crl_neuro.datasets.multimodal",
     "make_causal_images": "crl_neuro.datasets.images",
     "fetch": "crl_neuro.datasets.fetch",
