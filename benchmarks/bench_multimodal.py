@@ -33,6 +33,22 @@ Run ``python benchmarks/bench_multimodal.py --quick`` (2 problems without within
 edges, 2 seeds, no ablation) or without ``--quick`` for the full table (8 problems, 3
 seeds; ``--problems 5,6,7`` picks problems by index).
 
+Randomised family (issue 22): ``--family --draws 0-19 --out family.csv`` fits, on draw
+``d`` of :func:`crl_neuro.datasets.multimodal.draw_multimodal_problem` (seed ``d``; 2-4
+modalities, 2-6 latents each, links inside modalities from none to all pairs, random
+cross-modal patterns that meet the structural-sparsity condition or, flagged, violate
+it, tanh / signed-square / quadratic / sine links, Gaussian or non-Gaussian noises,
+1-3 mixing layers, n 1000-5000), every method with its *defaults* on the same data:
+``ica+pc``, ``crl_neuro`` (``MultiModalCRL(latent_dims, random_state=0)``) and
+``ivae+pc`` (150 epochs, MultiModalCRL's default budget); ``--methods`` picks a subset.
+Each (draw, method) appends one CSV row (MCC per modality with Hungarian matching,
+mean and worst modality, undirected cross-modal edge F1, fit time, or the error);
+rows already in the CSV are skipped, so shards can run separately and a run can be
+resumed. ``--summarise [CSV ...]`` prints mean and worst draw per method, overall and
+per kind of draw (identifiable / violating structure, Gaussian / non-Gaussian noises,
+monotone / non-monotone links), the draws on which each method is ahead of ``ica+pc``,
+and one line per draw.
+
 Measured (2026-11-29, one full run on the 2-core machine, two problem groups in
 parallel, seeds 0-2; mean MCC over modalities / MCC of identifiable latents / cross-modal
 F1; ``crl_nounwarp`` is the previous default, ``unwarp=False``):
