@@ -50,6 +50,44 @@ per kind of draw (identifiable / violating structure, Gaussian / non-Gaussian no
 monotone / non-monotone links), the draws on which each method is ahead of ``ica+pc``,
 and one line per draw.
 
+Measured, family (2026-12-06, 01:26-02:51 UTC, the shared 2-core CPU machine, one
+process with one thread, other jobs running beside it; draws 0-29, library defaults;
+``crl_ica`` = ``align="ica"`` on draws 0-27 only, stopped for time; mean = mean over
+draws of the mean MCC over modalities, worst = lowest per-draw value; MCC with
+Hungarian matching per modality; F1 = undirected cross-modal edges)::
+
+    draws                    method     n   mean MCC  worst draw  mean worst-mod.  worst mod.  mean F1  worst F1  fit s mean/max
+    all                      ica+pc     30  0.746     0.573       0.654            0.523       0.52     0.35      1 / 2
+    all                      crl_neuro  30  0.785     0.600       0.687            0.496       0.60     0.29      80 / 222
+    all                      ivae+pc    30  0.762     0.626       0.657            0.459       0.50     0.31      23 / 50
+    all                      crl_ica    28  0.795     0.664       0.696            0.527       0.57     0.29      66 / 179
+    identifiable structure   ica+pc     23  0.736     0.573       0.640            0.523       0.52     0.35
+    identifiable structure   crl_neuro  23  0.773     0.600       0.670            0.496       0.57     0.29
+    identifiable structure   ivae+pc    23  0.759     0.626       0.652            0.459       0.50     0.31
+    violating (flagged)      ica+pc      7  0.779     0.668       0.700            0.576       0.49     0.39
+    violating (flagged)      crl_neuro   7  0.824     0.700       0.744            0.504       0.69     0.36
+    violating (flagged)      ivae+pc     7  0.771     0.665       0.673            0.567       0.52     0.33
+    Gaussian noises          ica+pc     11  0.710     0.641       0.627            0.523       0.47     0.35
+    Gaussian noises          crl_neuro  11  0.769     0.621       0.687            0.537       0.54     0.29
+    Gaussian noises          ivae+pc    11  0.760     0.626       0.659            0.459       0.49     0.31
+    non-Gaussian noises      ica+pc     19  0.767     0.573       0.670            0.523       0.55     0.39
+    non-Gaussian noises      crl_neuro  19  0.794     0.600       0.687            0.496       0.63     0.35
+    non-Gaussian noises      ivae+pc    19  0.763     0.665       0.655            0.536       0.51     0.33
+    monotone links           crl_neuro   8  0.768     0.621       0.674            0.537       0.52     0.35
+    non-monotone links       crl_neuro  22  0.791     0.600       0.692            0.496       0.63     0.29
+
+``crl_neuro`` is ahead of ``ica+pc`` on mean MCC in 21 of 30 draws (worst modality: 21);
+``ivae+pc`` in 18. Run time: 29 min for ica+pc + crl_neuro on draws 0-19, 8 min for
+ivae+pc on them, 15 min for the three on draws 20-29. Where the default fails: 3-layer
+mixing (mean MCC 0.743 on the 16 draws with 3 layers, 0.842 with 2, 0.807 with 1; 8 of
+the 9 draws it loses to ica+pc have 3 layers) and modalities with 6 latents (their mean
+MCC 0.70, against 0.85 for 3 latents). Issue 22's targets (mean >= 0.85, worst draw
+>= 0.7, ahead of ica+pc on every draw, F1 >= 0.8) are not met. ``align="ica"`` is not a
+clear win (paired on 28 draws: 0.795 vs 0.783, ahead in 14 of 28, F1 0.57 vs 0.60), so
+the default stays ``align="pcor"``. The sampler's identifiable draws lean to 3-4
+modalities (none of the 23 identifiable draws has 2 modalities): two modalities of very
+different sizes admit no identifiable structure.
+
 Measured (2026-11-29, one full run on the 2-core machine, two problem groups in
 parallel, seeds 0-2; mean MCC over modalities / MCC of identifiable latents / cross-modal
 F1; ``crl_nounwarp`` is the previous default, ``unwarp=False``):
