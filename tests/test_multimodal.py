@@ -99,6 +99,131 @@ def test_structurally_identifiable():
     assert np.all(((z - z.mean(0)) ** 4).mean(0) / z.var(0) ** 2 > 4.5)  # Laplace kurtosis 6
 
 
+
+# -- randomised problem family ------------------------------------------------------------
+def _flagged_by_definition(dag: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Latents that fail structural sparsity, written out pair by pair (an independent check).
+
+    Latent i fails when it has no cross-modal neighbour in the moral graph, or when
+    another latent j of its modality is a moral neighbour (or equal) of every one of
+    i's cross-modal neighbours: then i mixed with j keeps the cross-modal graph as sparse.
+    """
+    n = dag.shape[0]
+    adj = [[bool(dag[i, j] or dag[j, i]) for j in range(n)] for i in range(n)]
+    for c in range(n):  # marry the parents of every child
+        parents = [i for i in range(n) if dag[i, c]]
+        for a in parents:
+            for b in parents:
+                if a != b:
+                    adj[a][b] = True
+    fails = np.zeros(n, bool)
+    for i in range(n):
+        cross = [c for c in range(n) if adj[i][c] and block[c] != block[i]]
+        if not cross:
+            fails[i] = True
+            continue
+        for j in range(n):
+            if j != i and block[j] == block[i] and all(adj[j][c] for c in cross):
+                fails[i] = True
+    return fails
+
+
+def test_draw_multimodal_problem_reproducible():
+    from crl_neuro.datasets import draw_multimodal_problem
+
+    a, b = draw_multimodal_problem(random_state=3), draw_multimodal_problem(random_state=3)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    other = draw_multimodal_problem(random_state=4)
+    assert a["random_state"] != other["random_state"]
+    small = dict(a, n_samples=200)
+    s1, s2 = simulate_multimodal(**small), simulate_multimodal(**small)
+    for m in s1.modalities:
+        np.testing.assert_array_equal(s1.data[m], s2.data[m])
+    # the caller's DAG is not modified by the simulator
+    dag = a["dag"].copy()
+    simulate_multimodal(**dict(a, n_samples=100))
+    np.testing.assert_array_equal(a["dag"], dag)
+
+
+@pytest.mark.parametrize("kind", ["identifiable", "violating"])
+def test_draw_multimodal_problem_truth(kind):
+    from crl_neuro.datasets import draw_multimodal_problem
+
+    for seed in range(8):
+        kw = draw_multimodal_problem(random_state=seed, kind=kind)
+        M, dims = kw["n_modalities"], kw["latent_dims"]
+        assert 2 <= M <= 4 and len(dims) == M and all(2 <= k <= 6 for k in dims)
+        assert all(k <= p <= min(3 * k, 16) for k, p in zip(dims, kw["n_features"]))
+        assert 1000 <= kw["n_samples"] <= 5000 and 1 <= kw["n_layers"] <= 3 and 0.1 <= kw["slope"] <= 0.5
+        sim = simulate_multimodal(**dict(kw, n_samples=200))
+        t = sim.truth
+        np.testing.assert_array_equal(t.dag, kw["dag"])
+        assert [sim.data[m].shape for m in sim.modalities] == [(200, p) for p in kw["n_features"]]
+        block = np.repeat(np.arange(M), dims)
+        same = block[:, None] == block[None, :]
+        assert np.all(t.cross_modal_graph[same] == 0) and (t.cross_modal_graph != 0).any()
+        np.testing.assert_allclose(t.cross_modal_graph + t.within_modality_graph, t.dag)
+        rank = np.empty(len(block), int)
+        rank[t.order] = np.arange(len(block))
+        src, dst = np.nonzero(t.dag)
+        assert np.all(rank[src] < rank[dst])  # acyclic, generated along the order
+        np.testing.assert_allclose(t.latents.std(0), 1.0)
+        # the kind asked for, flagged as the definition says
+        np.testing.assert_array_equal(~t.identifiable, _flagged_by_definition(t.dag, block))
+        assert t.identifiable.all() == (kind == "identifiable")
+
+
+def test_draw_multimodal_problem_kinds_reachable():
+    from crl_neuro.datasets import draw_multimodal_problem
+
+    draws = [draw_multimodal_problem(random_state=seed) for seed in range(10)]
+    sims = [simulate_multimodal(**dict(kw, n_samples=100)) for kw in draws]
+    kinds = {bool(s.truth.identifiable.all()) for s in sims}
+    assert kinds == {True, False}
+    assert {kw["n_modalities"] for kw in draws} == {2, 3, 4}
+    assert {kw["n_layers"] for kw in draws} == {1, 2, 3}
+    assert "gaussian" in {kw["innovations"] for kw in draws} and len({kw["innovations"] for kw in draws}) >= 3
+    assert {bool(s.truth.monotone_links.all()) for s in sims} == {True, False}
+    assert any((s.truth.within_modality_graph != 0).any() for s in sims)
+    assert any(not (s.truth.within_modality_graph != 0).any() for s in sims)
+    with pytest.raises(ValueError, match="kind"):
+        draw_multimodal_problem(random_state=0, kind="easy")
+    with pytest.raises(ValueError, match="max_samples"):
+        draw_multimodal_problem(random_state=0, max_samples=500)
+    assert draw_multimodal_problem(random_state=1, max_samples=20000)["n_samples"] <= 20000
+
+
+def test_simulate_multimodal_links_noises_and_dag():
+    from crl_neuro.datasets.multimodal import LINKS, _link, link_is_monotone
+
+    u = np.linspace(-4, 4, 4001)
+    for link in LINKS:
+        for a in (0.0, 0.5, 1.0, 1.4):
+            increasing = bool(np.all(np.diff(_link(u, link, a)) > 0))
+            assert increasing == link_is_monotone(link, a), (link, a)
+    for law in ("student", "bimodal"):
+        sim = simulate_multimodal(n_samples=3000, latent_dims=2, within_edges=0, innovations=law,
+                                  link=["sine", "quadratic", "tanh", "signed_square"], random_state=0)
+        assert np.all(np.isfinite(sim.truth.latents))
+        assert sim.truth.links == ["sine", "quadratic", "tanh", "signed_square"]
+    # an explicit DAG is used as given; a cycle or a wrong shape is refused, naming dag
+    dag = np.zeros((4, 4))
+    dag[0, 2], dag[3, 1] = 1.0, -0.8
+    sim = simulate_multimodal(n_samples=200, latent_dims=2, dag=dag, random_state=0)
+    np.testing.assert_array_equal(sim.truth.dag, dag)
+    dag[2, 0] = 0.5
+    with pytest.raises(ValueError, match="dag must be acyclic"):
+        simulate_multimodal(n_samples=200, latent_dims=2, dag=dag)
+    with pytest.raises(ValueError, match=r"dag must have shape \(4, 4\)"):
+        simulate_multimodal(n_samples=200, latent_dims=2, dag=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="link"):
+        simulate_multimodal(n_samples=200, latent_dims=2, link=["tanh"] * 3)
+    with pytest.raises(ValueError, match="link"):
+        simulate_multimodal(n_samples=200, latent_dims=2, link="cubic")
+
+
 # -- recovery on ground truth -----------------------------------------------------------
 def test_recovers_latents_and_cross_modal_links(fitted):
     sim, est = fitted
@@ -301,6 +426,31 @@ def test_bad_input():
         MultiModalCRL({"a": 2, "b": 2}).transform(good)
     # the caller's arrays are untouched
     assert not np.isnan(good["b"]).any()
+
+
+def test_bad_input_named_and_inputs_untouched():
+    rng = np.random.default_rng(1)
+    good = {"a": rng.normal(size=(60, 4)), "b": rng.normal(size=(60, 3))}
+    # a modality with fewer features than latents: the error names both arguments
+    with pytest.raises(ValueError, match=r"latent_dims\['b'\]=4 exceeds the number of features of data\['b'\] \(3\)"):
+        MultiModalCRL({"a": 2, "b": 4}, max_iter=2).fit(good)
+    bad = good["a"].copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"data\['a'\].*infinite"):
+        MultiModalCRL({"a": 2, "b": 2}, max_iter=2).fit({"a": bad, "b": good["b"]})
+    copies = {m: x.copy() for m, x in good.items()}
+    est = MultiModalCRL({"a": 2, "b": 2}, max_iter=2, unwarp=False, random_state=0).fit(good)
+    est.transform(good)
+    for m in good:  # fit and transform leave the caller's arrays as they were
+        np.testing.assert_array_equal(good[m], copies[m])
+    nan = good["b"].copy()
+    nan[5, 2] = np.nan
+    with pytest.raises(ValueError, match=r"data\['b'\].*NaN"):
+        est.transform({"a": good["a"], "b": nan})
+    with pytest.raises(ValueError, match="same number of rows"):
+        est.transform({"a": good["a"][:50], "b": good["b"]})
+    with pytest.raises(ValueError, match=r"data\['b'\] has 2 features"):
+        est.transform({"a": good["a"], "b": good["b"][:, :2]})
 
 
 def test_dataframes_reproducible_save_load(tmp_path):

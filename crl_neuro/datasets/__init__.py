@@ -18,6 +18,7 @@ _LAZY = {
     "simulate_multidomain_latents": "crl_neuro.datasets.nonlinear",
     "draw_multidomain_problem": "crl_neuro.datasets.nonlinear",
     "simulate_multimodal": "crl_neuro.datasets.multimodal",
+    "draw_multimodal_problem": "crl_neuro.datasets.multimodal",
     "make_causal_images": "crl_neuro.datasets.images",
     "fetch": "crl_neuro.datasets.fetch",
     "load_manifest": "crl_neuro.datasets.fetch",

@@ -666,8 +666,13 @@ class MultiModalCRL(TransformerMixin, BaseCRLEstimator):
 
 
 def _check_ranks(feats: dict[str, np.ndarray], dims: dict[str, int]) -> None:
-    """Refuse more latents than a modality's data can carry (its numerical rank)."""
+    """Refuse more latents than a modality's data can carry (features, numerical rank)."""
     for m, X in feats.items():
+        if dims[m] > X.shape[1]:
+            raise ValueError(
+                f"latent_dims[{m!r}]={dims[m]} exceeds the number of features of data[{m!r}] "
+                f"({X.shape[1]}); a modality needs at least as many features as latents"
+            )
         rank = int(np.linalg.matrix_rank(X - X.mean(axis=0)))
         if dims[m] > rank:
             raise ValueError(
