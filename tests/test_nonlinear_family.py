@@ -5,7 +5,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 from crl_neuro.core.graphs import intimate_neighbors, is_dag, moral_graph
 from crl_neuro.core.multidist import (
@@ -23,12 +22,7 @@ from crl_neuro.datasets.nonlinear import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------------------- simulator

@@ -25,12 +25,7 @@ DIMS = {k: 2 for k in BLOCK_KEYS}
 FAST = dict(hidden=32, max_iter=40, batch_size=16, lr=3e-3, transition_inputs="own", align_blocks=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
