@@ -37,8 +37,9 @@ CD-NOD (Huang et al., JMLR 2020) they are read off given a causal order:
    and long recordings make any such move significant. The second test is
    blind to it, and ``min_change > 0`` asks for a change of a size that matters.
    The effect size ``tau`` (Paule-Mandel estimate) is reported with a Q-profile
-   confidence interval (Viechtbauer 2007), which always contains it. Coefficients are in the units of the variables
-   (standardised variables give standardised strengths). Edges of the network
+   confidence interval (Viechtbauer 2007), which always contains it. Coefficients
+   are in the units of the variables (standardised variables give standardised
+   strengths). Edges of the network
    that join two causes of a common effect (moral edges) get a coefficient near
    0 in every domain and are not flagged.
 3. **Per variable** (``changing_sources``): likelihood-ratio test that the whole

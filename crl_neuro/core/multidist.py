@@ -97,6 +97,7 @@ __all__ = [
     "MultiDistributionCRL",
     "IdentifiabilityWarning",
     "check_domain_condition",
+    "min_domains_condition",
     "pham_ajd",
     "sparsity_search",
     "fit_joint_sparse",
@@ -108,6 +109,32 @@ _MIN_PER_DOMAIN_NONLINEAR = 20
 
 class IdentifiabilityWarning(UserWarning):
     """The data violate a condition of the identifiability theory; results may not be identified."""
+
+
+def min_domains_condition(markov_network: Any) -> int:
+    """Number of domains the identifiability theory asks for: ``2 n + |M| + 1``.
+
+    Zhang, Xie, Ng & Zheng (ICML 2024) identify the latent Markov network ``M`` (and
+    each latent up to its intimate neighbours) when the latent distribution changes
+    across at least ``2 n + |M| + 1`` domains in sufficiently different ways, with
+    ``n`` latents and ``|M|`` undirected edges in ``M``.
+
+    Parameters
+    ----------
+    markov_network : ndarray of bool, shape (n, n)
+        Symmetric adjacency of the latent Markov network.
+
+    Returns
+    -------
+    n_domains : int
+        ``2 n + |M| + 1``.
+    """
+    m = np.asarray(markov_network) != 0
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"markov_network must be a square matrix, got shape {m.shape}")
+    m = m | m.T
+    np.fill_diagonal(m, False)
+    return int(2 * m.shape[0] + m.sum() // 2 + 1)
 
 
 def check_domain_condition(
@@ -137,16 +164,13 @@ def check_domain_condition(
     ok : bool
         Whether the condition holds (False: an :class:`IdentifiabilityWarning` was issued).
     """
-    n_edges = 0
+    needed = 2 * n_latents + 1
     if markov_network is not None:
-        m = np.asarray(markov_network) != 0
-        if m.shape != (n_latents, n_latents):
+        if np.shape(markov_network) != (n_latents, n_latents):
             raise ValueError(f"markov_network must have shape ({n_latents}, {n_latents}), "
-                             f"got {m.shape}")
-        m = m | m.T
-        np.fill_diagonal(m, False)
-        n_edges = int(m.sum() // 2)
-    needed = 2 * n_latents + n_edges + 1
+                             f"got {np.shape(markov_network)}")
+        needed = min_domains_condition(markov_network)
+    n_edges = needed - 2 * n_latents - 1
     if n_domains >= needed:
         return True
     which = (f"|M| = {n_edges} edges of the estimated Markov network" if markov_network is not None

@@ -13,7 +13,9 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
+from crl_neuro.core.graphs import is_dag, topological_order
 from crl_neuro.core.validation import check_choice, check_float, check_generator, check_int
+from crl_neuro.datasets._noise import unit_variance_noise
 
 __all__ = ["draw_multimodal_problem", "simulate_multimodal", "structurally_identifiable"]
 
@@ -60,35 +62,6 @@ def link_is_monotone(link: str, nonlinearity: float) -> bool:
     if link == "sine":
         return a <= 1
     return True
-
-
-def _innovation(rng: np.random.RandomState, law: str, n: int) -> np.ndarray:
-    """``n`` exogenous noise values of law ``law`` (zero mean, unit variance)."""
-    if law == "laplace":
-        return rng.laplace(scale=1 / np.sqrt(2), size=n)
-    if law == "uniform":
-        return rng.uniform(-np.sqrt(3), np.sqrt(3), size=n)
-    if law == "student":  # Student t with 5 degrees of freedom (variance 5/3), rescaled
-        return rng.standard_t(5, size=n) * np.sqrt(3 / 5)
-    if law == "bimodal":  # equal mixture of N(+-0.8, 0.6^2): variance 0.64 + 0.36
-        return rng.choice([-0.8, 0.8], size=n) + 0.6 * rng.normal(size=n)
-    return rng.normal(size=n)
-
-
-def _topological_order(A: np.ndarray, name: str) -> np.ndarray:
-    """A causal order of the DAG ``A != 0`` (smallest index first); error if cyclic."""
-    A = A != 0
-    indeg = A.sum(axis=0)
-    order, done = [], np.zeros(A.shape[0], bool)
-    while len(order) < A.shape[0]:
-        ready = np.flatnonzero(~done & (indeg == 0))
-        if ready.size == 0:
-            raise ValueError(f"{name} must be acyclic (a DAG); it has a directed cycle")
-        j = int(ready[0])
-        order.append(j)
-        done[j] = True
-        indeg = indeg - A[j]
-    return np.asarray(order)
 
 
 def _edge_weights(
@@ -372,14 +345,16 @@ def simulate_multimodal(
             raise ValueError("dag contains NaN or infinite values")
         if np.any(np.diag(dag) != 0):
             raise ValueError("dag must have a zero diagonal (no self-loops)")
-        order = _topological_order(dag, "dag")
+        if not is_dag(dag):
+            raise ValueError("dag must be acyclic (a DAG); it has a directed cycle")
+        order = topological_order(dag)
     else:
         order, dag = _draw_dag(rng, dims, within_edges, extra_cross_edges, edge_strength)
 
     Z = np.zeros((n_samples, n_total))
     for j in order:
         parents = np.flatnonzero(dag[:, j])
-        z = _innovation(rng, innovations, n_samples)
+        z = unit_variance_noise(rng, innovations, n_samples)
         for i in parents:
             z = z + dag[i, j] * _link(Z[:, i], links[i], nonlinearity)
         Z[:, j] = (z - z.mean()) / z.std()

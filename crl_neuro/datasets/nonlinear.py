@@ -17,7 +17,9 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
 from crl_neuro.core.graphs import intimate_neighbors, is_dag, moral_graph, topological_order
+from crl_neuro.core.multidist import min_domains_condition
 from crl_neuro.core.validation import check_choice, check_generator, check_int
+from crl_neuro.datasets._noise import unit_variance_noise
 
 __all__ = [
     "simulate_multidomain_latents",
@@ -115,43 +117,6 @@ def _leaky_relu(x: np.ndarray, slope: float) -> np.ndarray:
 def _smooth_leaky(x: np.ndarray, slope: float) -> np.ndarray:
     """Smooth, strictly increasing leaky ReLU: ``slope * x + (1 - slope) * softplus(x)``."""
     return slope * x + (1.0 - slope) * np.logaddexp(0.0, x)
-
-
-def _innovations(noise: str, size: tuple[int, int], rng: np.random.RandomState, df: float) -> np.ndarray:
-    """Unit-variance innovations of the requested law."""
-    if noise == "laplace":
-        return rng.laplace(scale=1.0 / np.sqrt(2.0), size=size)
-    if noise == "gaussian":
-        return rng.randn(*size)
-    if noise == "uniform":
-        return rng.uniform(-np.sqrt(3.0), np.sqrt(3.0), size=size)
-    return rng.standard_t(df, size=size) * np.sqrt((df - 2.0) / df)
-
-
-def min_domains_condition(markov_network: Any) -> int:
-    """Number of domains the identifiability theory asks for: ``2 n + |M| + 1``.
-
-    Zhang, Xie, Ng & Zheng (ICML 2024) identify the latent Markov network ``M`` (and
-    each latent up to its intimate neighbours) when the latent distribution changes
-    across at least ``2 n + |M| + 1`` domains in sufficiently different ways, with
-    ``n`` latents and ``|M|`` undirected edges in ``M``.
-
-    Parameters
-    ----------
-    markov_network : ndarray of bool, shape (n, n)
-        Symmetric adjacency of the latent Markov network.
-
-    Returns
-    -------
-    n_domains : int
-        ``2 n + |M| + 1``.
-    """
-    m = np.asarray(markov_network) != 0
-    if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError(f"markov_network must be a square matrix, got shape {m.shape}")
-    m = m | m.T
-    np.fill_diagonal(m, False)
-    return int(2 * m.shape[0] + m.sum() // 2 + 1)
 
 
 def theory_violations(
@@ -347,7 +312,7 @@ def simulate_multidomain_latents(
     Z = np.empty((int(bounds[-1]), n))
     domains = np.repeat(np.arange(n_dom), per)
     for u in range(n_dom):
-        eps = _innovations(noise, (per[u], n), rng, float(noise_df))
+        eps = unit_variance_noise(rng, noise, (per[u], n), float(noise_df))
         z = np.zeros((per[u], n))
         for j in order:
             pa = np.flatnonzero(dag[:, j])

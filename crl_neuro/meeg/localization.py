@@ -160,13 +160,6 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
             gn = np.linalg.norm(g, axis=1)
             gn[gn < 1e-12 * gn.max()] = np.inf
             corr = np.linalg.norm(g @ U, axis=1) / gn
-            corr[locs] = -np.inf
-            if max_corr is not None and pats:
-                alike = _too_alike(Qs, signal_basis, pats, max_corr)
-                if np.isfinite(corr[~alike]).any():  # else keep the best, alike or not
-                    corr[alike] = -np.inf
-            s = int(corr.argmax())
-            pat = G0[s, :, 0]
         else:
             Q, R = np.linalg.qr(G)
             # Largest singular value of Q_s^T U = best subspace correlation over orientations.
@@ -179,12 +172,15 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
             corr = np.array(sv)
             bad = np.abs(np.diagonal(R, axis1=1, axis2=2)).min(axis=1) < 1e-12 * np.abs(R).max()
             corr[bad] = -np.inf
-            corr[locs] = -np.inf
-            if max_corr is not None and pats:
-                alike = _too_alike(Qs, signal_basis, pats, max_corr)
-                if np.isfinite(corr[~alike]).any():  # else keep the best, alike or not
-                    corr[alike] = -np.inf
-            s = int(corr.argmax())
+        corr[locs] = -np.inf
+        if max_corr is not None and pats:
+            alike = _too_alike(Qs, signal_basis, pats, max_corr)
+            if np.isfinite(corr[~alike]).any():  # else keep the best, alike or not
+                corr[alike] = -np.inf
+        s = int(corr.argmax())
+        if n_ori == 1:
+            pat = G0[s, :, 0]
+        else:
             # Orientation: Q_s v = G_s R_s^{-1} v.
             c = np.linalg.lstsq(R[s], vecs[s], rcond=None)[0]
             c /= max(np.linalg.norm(c), 1e-300)
