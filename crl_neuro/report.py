@@ -11,8 +11,9 @@ A report has up to four parts, each available on its own:
   :mod:`crl_neuro.core.metrics`;
 * a methods paragraph with citations, :func:`methods_paragraph`.
 
-:func:`make_report` assembles them into one HTML file; ``crl-neuro report`` calls it
-(see :func:`cmd_report`).
+:func:`make_report` assembles them into one HTML file; ``crl-neuro report``
+(:func:`crl_neuro.cli.cmd_report`) checks its inputs and calls it. The dependency goes
+one way: the CLI imports this module, never the reverse.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ __all__ = [
     "add_methods_section",
     "add_group_section",
     "make_report",
-    "cmd_report",
 ]
 
 # ----------------------------------------------------------------------------- citations
@@ -541,16 +541,3 @@ def make_report(estimator: Any, out_html: str | os.PathLike, truth: Any = None, 
     report.save(out, open_browser=False, overwrite=overwrite, verbose=False)
     return out
 
-
-def cmd_report(args: Any) -> int:
-    """Entry point for ``crl-neuro report`` (argparse namespace from the CLI).
-
-    Expects ``args.estimator`` (a ``.crl`` file or a directory of them),
-    ``args.output`` (HTML path or None for ``<estimator>_report.html``), ``args.truth``
-    (``.npz`` or None), ``args.title`` (str or None) and ``args.no_advisor`` (bool).
-    The same as :func:`crl_neuro.cli.cmd_report`, which checks the inputs first and
-    raises :class:`crl_neuro.cli.CLIError` for a user mistake.
-    """
-    from crl_neuro.cli import cmd_report as _cmd_report
-
-    return _cmd_report(args)

@@ -33,7 +33,7 @@ from sklearn.utils import Bunch
 
 from crl_neuro.core.graphs import is_dag, moral_graph
 from crl_neuro.core.validation import check_choice, check_float, check_generator, check_int
-from crl_neuro.meeg._compat import info_unlocked
+from crl_neuro._mne_compat import info_unlocked
 
 __all__ = ["draw_meeg_problem", "simulate_meeg_sessions"]
 

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from crl_neuro.meeg import _compat
+from crl_neuro import _mne_compat as _compat
 
 __all__: list[str] = []
 

@@ -4,6 +4,10 @@ MNE moved its FIF helpers from ``mne.io`` to the private ``mne._fiff`` package
 (1.6) and locks ``Info`` objects (1.0). Everything private that crl_neuro uses is
 imported here, with a fallback for the other layout, so an MNE release that
 moves them again breaks one module, not many.
+
+It sits at the top of the package (not in :mod:`crl_neuro.meeg`) and imports nothing
+of crl_neuro, so that both the M/EEG adapter and the simulators in
+:mod:`crl_neuro.datasets` use it without the simulators loading the estimators.
 """
 
 from __future__ import annotations
