@@ -27,6 +27,7 @@ _SUBMODULES = (
     "psychometrics",
     "report",
     "rl",
+    "viz",
 )
 
 __all__ = ["CorruptModelError", "__version__", "load", *_SUBMODULES]

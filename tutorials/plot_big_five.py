@@ -31,7 +31,6 @@ import os
 import time
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
@@ -39,6 +38,7 @@ from sklearn.metrics import adjusted_rand_score
 from crl_neuro.datasets import simulate_latent_questionnaire
 from crl_neuro.psychometrics import LatentCausalModel
 from crl_neuro.psychometrics.evaluation import score_model
+from crl_neuro.viz import show_or_save
 
 QUICK = os.environ.get("CRL_NEURO_TUTORIAL_QUICK", "0") == "1"
 n_boot = 10 if QUICK else 50
@@ -150,4 +150,6 @@ if ipip_path.is_file() and not QUICK:
 else:
     print("IPIP data skipped (absent, or quick mode)")
 
-plt.show()
+# On a display this is ``plt.show()``; without one (``MPLBACKEND=Agg``, a cluster node)
+# it saves the figures to ``./crl_neuro_figures`` or ``$CRL_NEURO_FIGURES_DIR``.
+show_or_save()

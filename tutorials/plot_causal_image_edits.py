@@ -22,6 +22,7 @@ import numpy as np
 
 from crl_neuro.datasets import make_causal_images
 from crl_neuro.generative import CausalImageModel
+from crl_neuro.viz import show_or_save
 
 quick = os.environ.get("CRL_NEURO_TUTORIAL_QUICK") == "1"
 n_train = 600 if quick else 3000
@@ -93,4 +94,6 @@ pmodel.fit(pend.images[train], pend.attributes.iloc[train])
 print("learned pendulum graph:\n", pmodel.graph_)
 fig = pmodel.plot_edits(pend.images[test], pend.attributes.iloc[test], do={"angle": 0.8, "shadow_position": 0.6},
                         n_images=3)
-plt.show()
+# On a display this is ``plt.show()``; without one (``MPLBACKEND=Agg``, a cluster node)
+# it saves the figures to ``./crl_neuro_figures`` or ``$CRL_NEURO_FIGURES_DIR``.
+show_or_save()

@@ -28,7 +28,6 @@ Set ``CRL_NEURO_TUTORIAL_QUICK=1`` for a fast run (shorter simulated runs).
 import os
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 from nilearn import plotting
 from nilearn.connectome import ConnectivityMeasure
@@ -41,6 +40,7 @@ from sklearn.feature_extraction.image import grid_to_graph
 from crl_neuro.core.metrics import labels_ari
 from crl_neuro.datasets import simulate_fmri_rois
 from crl_neuro.fmri import CausalROIs
+from crl_neuro.viz import show_or_save
 
 quick = os.environ.get("CRL_NEURO_TUTORIAL_QUICK", "0") == "1"
 
@@ -117,4 +117,6 @@ signals = [labels_masker.fit_transform(img) for img in imgs]
 conn = ConnectivityMeasure(kind="correlation", cov_estimator=EmpiricalCovariance()).fit_transform(signals)
 print("correlations of run 1:\n", np.round(conn[0], 2))
 plotting.plot_matrix(conn.mean(axis=0), labels=list(fitted.lut_["name"][1:]), vmin=-1, vmax=1)
-plt.show()
+# On a display this is ``plt.show()``; without one (``MPLBACKEND=Agg``, a cluster node)
+# it saves the figures to ``./crl_neuro_figures`` or ``$CRL_NEURO_FIGURES_DIR``.
+show_or_save()

@@ -33,6 +33,7 @@ from crl_neuro.datasets import simulate_meeg_sessions
 from crl_neuro.group import default_loader, fit_group, network_consistency
 from crl_neuro.meeg import SessionCRL
 from crl_neuro.report import make_report, methods_paragraph, truth_scores
+from crl_neuro.viz import show_or_save
 
 QUICK = os.environ.get("CRL_NEURO_TUTORIAL_QUICK", "0") == "1"
 n_visits = 3 if QUICK else 6
@@ -164,3 +165,10 @@ for visit in result:
 html = make_report(out_dir, workdir / "group_report.html")
 print(f"report: {html}")
 print(methods_paragraph(result["ses-00"]).split("\n\nReferences")[0])
+
+# %%
+# Figures
+# -------
+# On a display this is ``plt.show()``; without one (``MPLBACKEND=Agg``, a cluster node)
+# it saves the figures to ``./crl_neuro_figures`` or ``$CRL_NEURO_FIGURES_DIR``.
+show_or_save()

@@ -34,6 +34,7 @@ import mne
 import numpy as np
 
 from crl_neuro.meeg import SessionCRL
+from crl_neuro.viz import show_or_save
 
 QUICK = os.environ.get("CRL_NEURO_TUTORIAL_QUICK", "0") == "1"
 try:
@@ -234,3 +235,10 @@ for i, j in zip(*np.nonzero(crl.source_dag_)):
 
 src_epochs = crl.get_sources(sessions[0])
 print(src_epochs)
+
+# %%
+# Figures
+# -------
+# On a display this is ``plt.show()``; without one (``MPLBACKEND=Agg``, a cluster node)
+# it saves the figures to ``./crl_neuro_figures`` or ``$CRL_NEURO_FIGURES_DIR``.
+show_or_save()

@@ -25,6 +25,7 @@ import numpy as np
 
 from crl_neuro.core.metrics import graph_scores, localization_error, mcc
 from crl_neuro.meeg import SessionCRL
+from crl_neuro.viz import show_or_save
 
 QUICK = os.environ.get("CRL_NEURO_TUTORIAL_QUICK", "0") == "1"
 try:
@@ -133,3 +134,10 @@ if HAVE_DATA:
 if HAVE_DATA:
     fig = crl.plot_components()
     fig = crl.plot_network()
+
+# %%
+# Figures
+# -------
+# On a display this is ``plt.show()``; without one (``MPLBACKEND=Agg``, a cluster node)
+# it saves the figures to ``./crl_neuro_figures`` or ``$CRL_NEURO_FIGURES_DIR``.
+show_or_save()

@@ -25,6 +25,7 @@ from scipy.signal import find_peaks, welch
 
 from crl_neuro.datasets.multimodal import simulate_multimodal
 from crl_neuro.multimodal import MultiModalCRL
+from crl_neuro.viz import show_or_save
 
 QUICK = os.environ.get("CRL_NEURO_TUTORIAL_QUICK", "0") == "1"
 try:
@@ -128,6 +129,9 @@ axes[1].set_xticks(range(len(est.node_names_)), est.node_names_, rotation=90)
 axes[1].set_yticks(range(len(est.node_names_)), est.node_names_)
 axes[1].set_title("PC over estimated latents (row -> column)")
 fig.tight_layout()
+# On a display this is ``plt.show()``; without one (``MPLBACKEND=Agg``, a cluster node)
+# it saves the figures to ``./crl_neuro_figures`` or ``$CRL_NEURO_FIGURES_DIR``.
+show_or_save()
 
 # %%
 # With simulated data the truth is known: score the recovered latents.

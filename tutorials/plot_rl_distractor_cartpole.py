@@ -33,6 +33,7 @@ from crl_neuro.rl import (
     block_r2_matrix,
     collect_episodes,
 )
+from crl_neuro.viz import show_or_save
 
 quick = os.environ.get("CRL_NEURO_TUTORIAL_QUICK") == "1"
 torch.set_num_threads(1)  # small networks: threads cost more than they bring
@@ -117,7 +118,9 @@ ax.set_xlabel("environment steps (policy search)")
 ax.set_ylabel("return (10 evaluation episodes)")
 ax.set_title("Linear policies found by the cross-entropy method")
 ax.legend(fontsize=8)
-plt.show()
+# On a display this is ``plt.show()``; without one (``MPLBACKEND=Agg``, a cluster node)
+# it saves the figures to ``./crl_neuro_figures`` or ``$CRL_NEURO_FIGURES_DIR``.
+show_or_save()
 
 # %%
 # The world model also used 3000 random-policy steps (2000 in quick mode), not
