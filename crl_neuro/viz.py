@@ -86,6 +86,7 @@ def show_or_save(
     dpi: float | None = None,
     close: bool = True,
     show: bool | None = None,
+    verbose: bool = True,
 ) -> list[Path]:
     """Show the open figures on a display, or save them when there is none.
 
@@ -111,6 +112,9 @@ def show_or_save(
     show : bool | None
         Call ``plt.show()``. ``None``: when the backend is interactive. Under sphinx-gallery
         the function only calls ``plt.show()`` (sphinx-gallery scrapes the figures itself).
+    verbose : bool
+        Print one line naming the folder and the files written (the message is the
+        point of the function at the end of a script, hence ``print``, not the logger).
 
     Returns
     -------
@@ -147,7 +151,7 @@ def show_or_save(
     do_show = interactive if show is None else bool(show)
     paths: list[Path] = []
     if not interactive or explicit:
-        paths = _save_open_figures(folder, prefix=prefix, fmt=fmt, dpi=dpi)
+        paths = _save_open_figures(folder, prefix=prefix, fmt=fmt, dpi=dpi, verbose=verbose)
     if do_show:
         plt.show()
     if paths and close:
@@ -157,7 +161,7 @@ def show_or_save(
 
 
 def _save_open_figures(folder: str | os.PathLike | None, *, prefix: str | None, fmt: str,
-                       dpi: float | None) -> list[Path]:
+                       dpi: float | None, verbose: bool) -> list[Path]:
     import matplotlib.pyplot as plt
 
     numbers = plt.get_fignums()
@@ -183,5 +187,6 @@ def _save_open_figures(folder: str | os.PathLike | None, *, prefix: str | None, 
         fig.savefig(path, format=fmt, dpi=dpi if dpi is not None else "figure")
         paths.append(path)
     noun = "figure" if len(paths) == 1 else "figures"
-    print(f"crl_neuro: wrote {len(paths)} {noun} to {root}: " + ", ".join(p.name for p in paths))
+    if verbose:
+        print(f"crl_neuro: wrote {len(paths)} {noun} to {root}: " + ", ".join(p.name for p in paths))
     return paths

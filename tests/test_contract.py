@@ -670,6 +670,10 @@ def test_no_print_in_library_code():
     for path in root.rglob("*.py"):
         if path.name in ("cli.py", "report.py", "__main__.py"):  # the CLI's product is its output
             continue
+        if path.relative_to(root).as_posix() == "viz.py":
+            # show_or_save ends scripts: telling where the figures went is its output
+            # (verbose=False silences it).
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 offenders.append(f"{path.relative_to(root)}:{node.lineno}")

@@ -91,9 +91,10 @@ def test_bad_format(tmp_path):
         show_or_save(tmp_path, fmt=3)
 
 
-def test_other_formats_and_keep_open(tmp_path):
+def test_other_formats_and_keep_open(tmp_path, capsys):
     plt.figure()
-    (path,) = show_or_save(tmp_path, prefix="v", fmt="SVG", close=False)
+    (path,) = show_or_save(tmp_path, prefix="v", fmt="SVG", close=False, verbose=False)
+    assert capsys.readouterr().out == ""
     assert path.name == "v_01.svg" and path.read_text().lstrip().startswith("<?xml")
     assert len(plt.get_fignums()) == 1
 
