@@ -421,11 +421,11 @@ def add_group_section(report: Any, estimators: Any, title: str = "Group consiste
         im = axes[0].imshow(out.dice, vmin=0, vmax=1, aspect="auto", cmap="viridis")
         axes[0].set(xlabel=f"ROI of {out.reference}", ylabel="subject", title="matched Dice",
                     yticks=range(len(out.subjects)), yticklabels=out.subjects)
-        fig.colorbar(im, ax=axes[0])
+        fig.colorbar(im, ax=axes[0], label="Dice")
         im = axes[1].imshow(out.ari, vmin=0, vmax=1, cmap="viridis")
         axes[1].set(title="pairwise ARI", xticks=range(len(out.subjects)), xticklabels=out.subjects,
                     yticks=range(len(out.subjects)), yticklabels=out.subjects)
-        fig.colorbar(im, ax=axes[1])
+        fig.colorbar(im, ax=axes[1], label="ARI")
         caption = (f"{len(out.subjects)} subjects; mean matched Dice "
                    f"{np.mean(out.dice):.2f}, mean pairwise ARI "
                    f"{np.mean(out.ari[np.triu_indices(len(out.subjects), 1)]):.2f}")
@@ -433,14 +433,19 @@ def add_group_section(report: Any, estimators: Any, title: str = "Group consiste
         out = network_consistency(ests)
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
         im = axes[0].imshow(out.edge_frequency, vmin=0, vmax=1, cmap="viridis")
+        k = out.edge_frequency.shape[0]
+        # The reference's own latent names: CRL000... for SessionCRL (its get_sources channels).
+        names = [f"CRL{i:03d}" if hasattr(first, "patterns_") else str(i) for i in range(k)]
         axes[0].set(title="edge frequency", xlabel=f"latent ({out.reference})",
-                    ylabel=f"latent ({out.reference})")
-        fig.colorbar(im, ax=axes[0])
+                    ylabel=f"latent ({out.reference})", xticks=range(k), yticks=range(k),
+                    xticklabels=names, yticklabels=names)
+        axes[0].tick_params(axis="x", labelrotation=90)
+        fig.colorbar(im, ax=axes[0], label="fraction of subjects with the edge")
         im = axes[1].imshow(out.pairwise_f1, vmin=0, vmax=1, cmap="viridis")
         axes[1].set(title="pairwise network F1", xticks=range(len(out.subjects)),
                     xticklabels=out.subjects, yticks=range(len(out.subjects)),
                     yticklabels=out.subjects)
-        fig.colorbar(im, ax=axes[1])
+        fig.colorbar(im, ax=axes[1], label="F1")
         unit = "mm" if out.match == "positions" else "|r|"
         caption = (f"{len(out.subjects)} subjects, latents matched by {out.match} (mean "
                    f"{np.mean(list(out.match_quality.values())):.2f} {unit}); "

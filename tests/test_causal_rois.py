@@ -139,11 +139,26 @@ def test_save_load_roundtrip(separated, tmp_path):
 
 
 def test_plot(separated):
+    import matplotlib.colors
     import matplotlib.figure
+    import matplotlib.pyplot
 
     _, est = separated
     fig = est.plot()
     assert isinstance(fig, matplotlib.figure.Figure)
+    # One naming and one colour per ROI across the figure: the legend names the lut_ rows
+    # and each entry has the colour of that label in the ROI map.
+    legends = [leg for ax in fig.axes for leg in [ax.get_legend()] if leg is not None]
+    assert len(legends) == 1
+    names = [t.get_text() for t in legends[0].get_texts()]
+    assert names == list(est.lut_["name"][est.lut_["index"] > 0])
+    from crl_neuro.fmri.viz import _roi_colours
+
+    colours = _roi_colours(len(names))
+    handles = legends[0].legend_handles if hasattr(legends[0], "legend_handles") else legends[0].legendHandles
+    for handle, colour in zip(handles, colours):
+        assert matplotlib.colors.same_color(handle.get_color(), colour)
+    matplotlib.pyplot.close(fig)
 
 
 def test_single_image_and_bad_input(separated):

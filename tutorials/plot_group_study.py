@@ -116,12 +116,16 @@ print("matching distance to the reference visit (mm):",
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.5), layout="constrained")
 im = axes[0].imshow(summary.edge_frequency, vmin=0, vmax=1, cmap="viridis")
-axes[0].set(title="edge frequency across visits", xlabel="source", ylabel="source")
-fig.colorbar(im, ax=axes[0])
+names = [f"CRL{i:03d}" for i in range(summary.edge_frequency.shape[0])]  # the reference visit's
+axes[0].set(title="edge frequency across visits", xlabel=f"source ({summary.reference})",
+            ylabel=f"source ({summary.reference})", xticks=range(len(names)), yticks=range(len(names)),
+            xticklabels=names, yticklabels=names)
+axes[0].tick_params(axis="x", labelrotation=90)
+fig.colorbar(im, ax=axes[0], label="fraction of visits with the edge")
 im = axes[1].imshow(summary.pairwise_f1, vmin=0, vmax=1, cmap="viridis")
 axes[1].set(title="pairwise network F1", xticks=range(n_visits), yticks=range(n_visits),
             xticklabels=summary.subjects, yticklabels=summary.subjects)
-fig.colorbar(im, ax=axes[1])
+fig.colorbar(im, ax=axes[1], label="F1")
 
 # %%
 # A grand-average source map

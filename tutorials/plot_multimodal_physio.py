@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 import numpy as np
 import pandas as pd
 from scipy.signal import find_peaks, welch
@@ -128,6 +129,9 @@ axes[1].imshow(pc_adj != 0, cmap="Greys")
 axes[1].set_xticks(range(len(est.node_names_)), est.node_names_, rotation=90)
 axes[1].set_yticks(range(len(est.node_names_)), est.node_names_)
 axes[1].set_title("PC over estimated latents (row -> column)")
+axes[1].legend(handles=[Patch(facecolor="black", label="edge row -> column\n(both cells: undirected)"),
+                        Patch(facecolor="white", edgecolor="0.5", label="no edge")],
+               loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8)
 fig.tight_layout()
 # On a display this is ``plt.show()``; without one (``MPLBACKEND=Agg``, a cluster node)
 # it saves the figures to ``./crl_neuro_figures`` or ``$CRL_NEURO_FIGURES_DIR``.
