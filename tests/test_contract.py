@@ -607,6 +607,48 @@ def test_save_load_clone_get_params(name, tmp_path):
     assert fitted.random_state != 7 or params["random_state"] == 7
 
 
+_GRAPH_ESTIMATORS = {"CausalImageModel", "CausalROIs", "LatentCausalModel", "MultiDistributionCRL",
+                     "MultiModalCRL", "SessionCRL"}
+
+
+def test_graph_estimators_are_the_ones_with_graph_attributes():
+    from crl_neuro.core.graphs import GraphMixin
+
+    assert {n for n, cls in crl_neuro.core.all_estimators().items() if issubclass(cls, GraphMixin)} == _GRAPH_ESTIMATORS
+
+
+@pytest.mark.parametrize("name", _params(sorted(_GRAPH_ESTIMATORS & set(SPECS))))
+def test_to_graph_matches_the_documented_encoding(name):
+    """Every fitted graph comes back as a Graph whose adjacency is the attribute's."""
+    from crl_neuro.core.graphs import Graph
+
+    spec, fitted = _spec_and_fitted(name)
+    with pytest.raises(NotFittedError):
+        spec.make().to_graph()
+    kinds = fitted.graph_kinds()
+    assert fitted.to_graph().to_dict() == fitted.to_graph(next(iter(kinds))).to_dict()
+    for which, attr in kinds.items():
+        value = getattr(fitted, attr)
+        if value is None:  # e.g. no PC graph when the graph was given
+            with pytest.raises(ValueError, match=which):
+                fitted.to_graph(which)
+            continue
+        before = _hash(value if not isinstance(value, Graph) else value.to_dict())
+        g = fitted.to_graph(which)
+        assert isinstance(g, Graph)
+        if isinstance(value, Graph):
+            assert g == value and g is not value
+        else:
+            a = np.asarray(value.to_numpy() if isinstance(value, pd.DataFrame) else value) != 0
+            expected = a | a.T if g.kind == "undirected" else a
+            np.testing.assert_array_equal(g.to_adjacency() != 0, expected)
+            assert len(set(g.names)) == g.n_nodes == a.shape[0]
+        g.marks[...] = 0  # the estimator's graph is not a view of the returned one
+        assert _hash(value if not isinstance(value, Graph) else value.to_dict()) == before
+    with pytest.raises(ValueError, match="which must be one of"):
+        fitted.to_graph("nope")
+
+
 def test_latent_causal_model_warns_on_few_respondents():
     spec = _spec("LatentCausalModel")
     small = spec.data()["data"].iloc[:40]  # 12 items, 40 respondents

@@ -49,6 +49,7 @@ import numpy as np
 
 __all__ = [
     "Graph",
+    "GraphMixin",
     "apply_meek_rules",
     "cpdag_from_dag",
     "intimate_neighbors",
@@ -523,6 +524,68 @@ class Graph:
 
 
 # -- algorithms on numpy adjacency matrices ---------------------------------------------------
+class GraphMixin:
+    """Mixin of the estimators that learn graphs: one way to get them as :class:`Graph`.
+
+    Estimators keep their graphs in fitted attributes with the documented numpy
+    encoding (``attr[i, j] != 0`` means ``i -> j``; symmetric for Markov networks), a
+    :class:`pandas.DataFrame` with that encoding, or a :class:`Graph`.
+    :meth:`to_graph` turns any of them into a :class:`Graph` with named nodes, which
+    converts to numpy, networkx and causal-learn.
+
+    Subclasses declare ``_graphs = {which: (attribute, kind)}`` (the first entry is
+    the default; ``kind`` is ignored when the attribute already holds a
+    :class:`Graph`) and may override :meth:`_graph_node_names`.
+    """
+
+    _graphs: dict[str, tuple[str, str]] = {}
+
+    def _graph_node_names(self, which: str, n_nodes: int) -> list[str] | None:
+        """Node names of graph ``which`` (None: DataFrame columns or ``X0, X1, ...``)."""
+        return None
+
+    def to_graph(self, which: str | None = None) -> Graph:
+        """A fitted graph as a :class:`Graph` with named nodes.
+
+        Parameters
+        ----------
+        which : str or None
+            Which graph (the keys of ``graph_kinds()``); None: the estimator's main
+            graph, the first of ``graph_kinds()``.
+
+        Returns
+        -------
+        graph : Graph
+            A new object (changing it does not change the estimator). Weighted
+            attributes keep their values in ``graph.weights``.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        kinds = self.graph_kinds()
+        if which is None:
+            which = next(iter(kinds))
+        if not isinstance(which, str) or which not in kinds:
+            raise ValueError(f"which must be one of {sorted(kinds)} or None, got {which!r}")
+        attr, kind = self._graphs[which]
+        value = getattr(self, attr, None)
+        if value is None:
+            raise ValueError(f"{type(self).__name__} has no {which!r} graph for this fit ({attr} is None)")
+        if isinstance(value, Graph):
+            return value.copy()
+        n = value.shape[0]
+        names = self._graph_node_names(which, n)
+        if hasattr(value, "columns") and hasattr(value, "to_numpy"):
+            names = names if names is not None else [str(c) for c in value.columns]
+            value = value.to_numpy()
+        return Graph.from_adjacency(np.array(value, copy=True), kind=kind, names=names)
+
+    @classmethod
+    def graph_kinds(cls) -> dict[str, str]:
+        """The graphs :meth:`to_graph` returns: ``{which: fitted attribute}``, main one first."""
+        return {which: attr for which, (attr, _) in cls._graphs.items()}
+
+
 def _square_bool(adj: Any, name: str) -> np.ndarray:
     a = np.asarray(adj)
     if a.ndim != 2 or a.shape[0] != a.shape[1]:

@@ -65,6 +65,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import TransformerMixin
 
+from crl_neuro.core.graphs import GraphMixin
 from crl_neuro.core.base import (
     ArraySpec,
     BaseCRLEstimator,
@@ -189,7 +190,7 @@ def check_domain_condition(
 # Estimator
 # --------------------------------------------------------------------------- #
 @fill_doc
-class MultiDistributionCRL(TransformerMixin, BaseCRLEstimator):
+class MultiDistributionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
     """Latent variables with changing causal relations, learned across domains.
 
     Linear mixing ``x = A z + noise``: finds the unmixing under which the latent
@@ -273,6 +274,11 @@ class MultiDistributionCRL(TransformerMixin, BaseCRLEstimator):
     >>> est = MultiDistributionCRL(n_latents=4).fit(X, domains)  # doctest: +SKIP
     >>> Z = est.transform(X)  # doctest: +SKIP
     """
+
+    _graphs = {"markov": ("markov_network_", "undirected"), "changing": ("changing_edges_", "cpdag")}
+
+    def _graph_node_names(self, which: str, n_nodes: int) -> list[str]:
+        return [f"z{i}" for i in range(n_nodes)]
 
     # Checked by crl_neuro.load: k latents, d domains. The linear arrays are absent
     # with mixing="nonlinear", the precision/change arrays without the refinement.

@@ -13,6 +13,7 @@ from sklearn.base import TransformerMixin
 from sklearn.feature_extraction.image import grid_to_graph
 
 from crl_neuro.core.abstraction import var_abstraction_error_from_data
+from crl_neuro.core.graphs import GraphMixin
 from crl_neuro.core.base import (
     ArraySpec,
     BaseCRLEstimator,
@@ -40,7 +41,7 @@ _MIN_TIMEPOINTS = 10
 
 
 @fill_doc
-class CausalROIs(TransformerMixin, BaseCRLEstimator):
+class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
     """Learn ROIs whose averages are valid macro causal variables, their graph and the abstraction error.
 
     An ROI is a good causal variable when intervening on it is well defined, i.e. when
@@ -247,6 +248,11 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
     Spearman, C. (1904). The proof and measurement of association between two things.
     American Journal of Psychology.
     """
+
+    _graphs = {"roi": ("roi_graph_", "directed")}
+
+    def _graph_node_names(self, which: str, n_nodes: int) -> list[str]:
+        return [str(v) for v in self.lut_["name"].iloc[1 : n_nodes + 1]]
 
     _extra_attributes = ("labels_img_", "mask_img_", "masker_")
 

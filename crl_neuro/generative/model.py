@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Mapping
 import numpy as np
 import pandas as pd
 
+from crl_neuro.core.graphs import GraphMixin
 from crl_neuro.core.base import (
     ArraySpec,
     BaseCRLEstimator,
@@ -60,7 +61,7 @@ def _check_images(images: Any, name: str = "images", shape: tuple | None = None)
 
 
 @fill_doc
-class CausalImageModel(BaseCRLEstimator):
+class CausalImageModel(GraphMixin, BaseCRLEstimator):
     """Causally consistent image generation, interventions and counterfactual edits.
 
     Parameters
@@ -137,6 +138,8 @@ class CausalImageModel(BaseCRLEstimator):
     additive in their noise; ``u`` is whatever the encoder puts in it, so style that the
     VAE does not reconstruct is lost in edits too.
     """
+
+    _graphs = {"attributes": ("graph_", "directed"), "pc": ("pc_graph_", "cpdag")}
 
     # Checked by crl_neuro.load: a attributes.
     _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {

@@ -69,6 +69,7 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.base import TransformerMixin
 
+from crl_neuro.core.graphs import GraphMixin
 from crl_neuro.core.base import (
     ArraySpec,
     BaseCRLEstimator,
@@ -187,7 +188,7 @@ def _bootstrap_once(est: "SessionCRL", data: list, units: list, info: Any, label
 
 
 @fill_doc
-class SessionCRL(TransformerMixin, BaseCRLEstimator):
+class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
     """Causal representation learning of brain sources across M/EEG sessions.
 
     Learns ``n_sources`` source time courses whose causal relations change
@@ -294,6 +295,12 @@ class SessionCRL(TransformerMixin, BaseCRLEstimator):
     >>> crl = SessionCRL(n_sources=4).fit(raws, forward=fwd)  # doctest: +SKIP
     >>> sources = crl.get_sources(raws[0])  # doctest: +SKIP
     """
+
+    _graphs = {"markov": ("markov_network_", "undirected"), "dag": ("source_dag_", "directed"),
+               "changing": ("changing_edges_", "cpdag")}
+
+    def _graph_node_names(self, which: str, n_nodes: int) -> list[str]:
+        return [f"CRL{i:03d}" for i in range(n_nodes)]
 
     _extra_attributes = ("info_", "dipoles_")
     # Checked by crl_neuro.load: k sources, c channels, s sessions, r whitener rank.

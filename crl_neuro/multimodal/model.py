@@ -83,7 +83,7 @@ from crl_neuro.core.base import (
     fill_doc,
     logger_verbosity,
 )
-from crl_neuro.core.graphs import Graph
+from crl_neuro.core.graphs import Graph, GraphMixin
 from crl_neuro.core.validation import check_data, check_float, check_int
 
 __all__ = ["MultiModalCRL"]
@@ -136,7 +136,7 @@ def _align_dropped_rows(
 
 
 @fill_doc
-class MultiModalCRL(TransformerMixin, BaseCRLEstimator):
+class MultiModalCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
     """Causal representation learning from several modalities with sparse cross-modal links.
 
     Parameters
@@ -233,6 +233,12 @@ class MultiModalCRL(TransformerMixin, BaseCRLEstimator):
     n_iter_ : int
         Total number of epochs run.
     """
+
+    _graphs = {"latent": ("latent_graph_", "directed"), "cross_modal": ("cross_modal_graph_", "directed"),
+               "within_modality": ("within_modality_graph_", "directed"), "pc": ("pc_graph_", "cpdag")}
+
+    def _graph_node_names(self, which: str, n_nodes: int) -> list[str]:
+        return list(self.node_names_)
 
     # Checked by crl_neuro.load: p stacked features, q latents of all modalities.
     _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {

@@ -10,6 +10,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import TransformerMixin
 
+from crl_neuro.core.graphs import GraphMixin
 from crl_neuro.core.base import (
     ArraySpec,
     BaseCRLEstimator,
@@ -86,7 +87,7 @@ def _check_duplicate_items(X: np.ndarray, names: list[str], name: str = "data") 
 
 
 @fill_doc
-class LatentCausalModel(TransformerMixin, BaseCRLEstimator):
+class LatentCausalModel(GraphMixin, TransformerMixin, BaseCRLEstimator):
     """Latent variables behind questionnaire items and the causal structure among them.
 
     A linear latent-variable model is assumed (RLCD setting, Dong et al. ICLR 2024):
@@ -157,6 +158,8 @@ class LatentCausalModel(TransformerMixin, BaseCRLEstimator):
     n_samples_used_ : int
         Effective sample size of the tests.
     """
+
+    _graphs = {"structure": ("structure_", "cpdag")}
 
     # Checked by crl_neuro.load.
     _fitted_arrays: ClassVar[dict[str, ArraySpec]] = {
