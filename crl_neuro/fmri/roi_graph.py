@@ -267,7 +267,7 @@ def roi_causal_graph(
     (``benchmarks/bench_fmri.py``, draws 0-23: lag-1 neural dynamics at the TR scale,
     region-specific HRFs), undirected F1 is 0.66 and directed F1 0.52. Of the true
     edges, the Granger asymmetry orients 79 % correctly and the likelihood ratio of the
-    innovations 55 % (about chance: the innovations are close to Gaussian there), yet 12
+    innovations 55 % (about chance: the innovations are close to Gaussian there), yet 11
     of the 24 draws fall in the instantaneous regime, where the ratio orients. On NetSim
     it is the other way round (likelihood ratio 77 %, lag asymmetry 47 %). Rules that
     choose per edge or per data set (the larger of the two z-scores, the ratio only when
