@@ -538,7 +538,7 @@ class CausalImageModel(BaseCRLEstimator):
 
         Returns
         -------
-        images : array, shape (n, *image_shape_)
+        images : array, shape ``(n, *image_shape_)``
         attributes : DataFrame, shape (n, n_attributes)
         """
         check_is_fitted(self, "module_")
