@@ -899,7 +899,7 @@ def network_consistency(
         ``changing_frequency`` (k, k) or ``None``; ``consensus`` (k, k) bool;
         ``matchings`` dict subject -> permutation (``perm[i]`` is the subject's latent
         matched to reference latent ``i``); ``match_quality`` dict subject -> mean
-        matched distance in mm (positions) or mean |correlation| (patterns);
+        matched distance in mm (positions) or mean absolute correlation (patterns);
         ``pairwise_f1`` (n_subjects, n_subjects) graph F1 between matched networks;
         ``subjects``, ``reference``, ``match``.
     """

@@ -74,7 +74,11 @@ model_i.plot()
 # downloaded through the manifest, else we fall back to simulated data. Gender,
 # education and age are not items: we drop them. Missing answers are left as NaN
 # (pairwise deletion, the default).
-shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "psychometric"
+try:
+    HERE = Path(__file__).resolve().parent
+except NameError:  # sphinx-gallery (runs the script in tutorials/) / interactive
+    HERE = Path.cwd()
+shared = HERE.parents[1] / "shared" / "data" / "psychometric"
 
 
 def load_bfi() -> pd.DataFrame | None:

@@ -106,8 +106,8 @@ else:
     real = None
 
 # %%
-# Back to Nilearn: labels_img_ is a standard atlas
-# ------------------------------------------------
+# Back to Nilearn: ``labels_img_`` is a standard atlas
+# ----------------------------------------------------
 # ``labels_img_`` (3D int32, 0 = background) and ``lut_`` plug into Nilearn's
 # ``NiftiLabelsMasker``; the ROI signals feed ``ConnectivityMeasure`` as usual.
 fitted, imgs = (real, real_imgs) if real is not None else (est, data.imgs)

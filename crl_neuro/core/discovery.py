@@ -5,19 +5,19 @@ progress bars or prints unless ``verbose``) and returns a
 :class:`crl_neuro.core.graphs.Graph`. causal-learn's edge encoding is translated only
 by :meth:`Graph.from_causallearn`.
 
-========  ====================================================  ==============
-function  algorithm                                             returns kind
-========  ====================================================  ==============
-``pc``    PC (Spirtes et al.), constraint-based, no confounders ``"cpdag"``
-``fci``   FCI, allows latent confounders                        ``"pag"``
-``cdnod`` CD-NOD (Huang et al. 2020): PC plus a domain node     ``"cpdag"``
-``ges``   Greedy equivalence search, score-based                ``"cpdag"``
-``gin``   GIN (Xie et al. 2020): latent variables, linear       ``"cpdag"``
-          non-Gaussian; latent nodes are flagged in
-          ``Graph.latent``
-``rlcd``  RLCD (Dong et al. 2024): rank-based latent causal     ``"cpdag"``
-          discovery, linear; latent nodes flagged
-========  ====================================================  ==============
+==========  ======================================================  ==============
+function    algorithm                                               returns kind
+==========  ======================================================  ==============
+``pc``      PC (Spirtes et al.), constraint-based, no confounders   ``"cpdag"``
+``fci``     FCI, allows latent confounders                          ``"pag"``
+``cdnod``   CD-NOD (Huang et al. 2020): PC plus a domain node       ``"cpdag"``
+``ges``     Greedy equivalence search, score-based                  ``"cpdag"``
+``gin``     GIN (Xie et al. 2020): latent variables, linear         ``"cpdag"``
+            non-Gaussian; latent nodes are flagged in
+            ``Graph.latent``
+``rlcd``    RLCD (Dong et al. 2024): rank-based latent causal       ``"cpdag"``
+            discovery, linear; latent nodes flagged
+==========  ======================================================  ==============
 """
 
 from __future__ import annotations

@@ -541,7 +541,7 @@ class CausalImageModel(GraphMixin, BaseCRLEstimator):
 
         Returns
         -------
-        images : array, shape (n, *image_shape_)
+        images : array, shape ``(n, *image_shape_)``
         attributes : DataFrame, shape (n, n_attributes)
         """
         check_is_fitted(self, "module_")

@@ -119,7 +119,7 @@ class LatentCausalModel(GraphMixin, TransformerMixin, BaseCRLEstimator):
     missing : {"pairwise", "listwise"}
         Handling of NaN answers. Pairwise deletion (default) keeps every answer.
     min_loading : float
-        Smallest |loading| that assigns an item to a latent.
+        Smallest absolute loading that assigns an item to a latent.
     min_residual : float
         Smallest residual correlation treated as impurity (real samples reject any
         exact model; this is the effect-size floor).
@@ -147,7 +147,7 @@ class LatentCausalModel(GraphMixin, TransformerMixin, BaseCRLEstimator):
         Correlations of the measured latents, corrected for measurement error.
     clusters_ : dict
         Item -> the latent it mainly measures (its factor in the exploratory
-        step; for items no factor claimed, the largest |loading|; None if none).
+        step; for items no factor claimed, the largest absolute loading; None if none).
     impure_items_ : list of str
         Items removed from the pure indicators.
     item_effects_ : list of list of str
