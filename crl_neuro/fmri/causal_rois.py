@@ -362,7 +362,7 @@ class CausalROIs(TransformerMixin, BaseCRLEstimator):
         )
         return self
 
-    def _check_params(self) -> "_FitParams":
+    def _check_params(self) -> _FitParams:
         """Validate every parameter of :meth:`fit` (nothing here reads the images)."""
         n_rois = check_int(self.n_rois, "n_rois", 1)
         method = check_choice(self.graph_method, "graph_method", list(_GRAPH_METHODS))
