@@ -410,7 +410,8 @@ def add_group_section(report: Any, estimators: Any, title: str = "Group consiste
     """
     import matplotlib.pyplot as plt
 
-    from crl_neuro.group import _as_estimator_dict, network_consistency, roi_overlap
+    from crl_neuro.group import network_consistency, roi_overlap
+    from crl_neuro.group._summaries import _as_estimator_dict
 
     _check_report(report)
     ests = _as_estimator_dict(estimators)

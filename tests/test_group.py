@@ -532,3 +532,17 @@ def test_worker_crash_still_returns_a_result(tmp_path):
     assert not r2.failed and sorted(r2) == sorted(subs)
     assert sorted(r2.skipped) == sorted(r) and sorted(r2.fitted) == sorted(r.failed)
     assert not list(tmp_path.glob("*.error.txt"))
+
+
+def test_public_names_keep_the_group_module():
+    """crl_neuro.group is a package (runner + summaries) whose names still report the
+    module crl_neuro.group: fit_group's fingerprints include the loader's module and
+    name, so a changed module would refit every subject of an existing out_dir."""
+    import pickle
+
+    import crl_neuro.group as group
+
+    for name in group.__all__:
+        obj = getattr(group, name)
+        assert obj.__module__ == "crl_neuro.group", name
+        assert pickle.loads(pickle.dumps(obj)) is obj

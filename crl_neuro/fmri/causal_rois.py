@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import nibabel as nib
@@ -313,6 +314,10 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
         self.graph_lags = graph_lags
 
     # ------------------------------------------------------------------ fit
+    # Nilearn's layout (``BaseDecomposition.fit`` -> ``_raw_fit``): ``fit`` checks the
+    # parameters and the images, masks and cleans them, then hands arrays to the
+    # module-level :func:`_raw_fit`, which knows nothing of Nifti images or of the
+    # estimator; ``fit`` finally turns its result into the fitted attributes.
     def fit(self, imgs: Any, confounds: Any = None) -> "CausalROIs":
         """Learn the ROIs, their graph and the abstraction error.
 
@@ -329,10 +334,45 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
         -------
         self : CausalROIs
         """
+        params = self._check_params()
+        runs, _ = _check_imgs(imgs, "imgs", min_timepoints=max(_MIN_TIMEPOINTS, 3 * (params.n_lags + 1)))
+        _check_mask(self.mask_img, runs[0])
+        if params.graph_method == "cdnod" and len(runs) < 2:
+            raise ValueError("graph_method='cdnod' needs imgs with at least 2 runs (the run index is the domain)")
+        conf = _check_confounds(confounds, len(runs))
+        masker, Zs = self._mask_runs(runs, conf)
+        mask_img = masker.mask_img_
+        mask = np.asarray(mask_img.get_fdata()) > 0
+        n_vox = int(mask.sum())
+        if n_vox < params.n_rois:
+            raise ValueError(f"n_rois={params.n_rois} exceeds the number of mask voxels ({n_vox})")
+
+        res = _raw_fit(Zs, _grid_connectivity(mask), np.argwhere(mask).astype(float), params)
+
+        n_rois, labels = params.n_rois, res.labels
+        self.masker_ = masker
+        self.mask_img_ = mask_img
+        self.voxel_labels_ = labels
+        self.n_runs_ = len(runs)
+        self.labels_img_ = _labels_to_img(labels, mask, mask_img.affine)
+        self.lut_ = _make_lut(labels, mask, mask_img.affine, n_rois)
+        self.roi_coherence_ = res.roi_coherence
+        self.graph_lags_ = res.graph_lags
+        self.roi_graph_ = res.roi_graph
+        self.roi_pvalues_ = res.roi_pvalues
+        self.abstraction_error_ = res.abstraction_error
+        self.roi_consistency_ = res.roi_consistency
+        logger.info(
+            f"[CausalROIs] {len(runs)} run(s), {n_vox} mask voxels, "
+            f"{int((labels > 0).sum())} in ROIs, abstraction error {res.abstraction_error:.3f}"
+        )
+        return self
+
+    def _check_params(self) -> _FitParams:
+        """Validate every parameter of :meth:`fit` (nothing here reads the images)."""
         n_rois = check_int(self.n_rois, "n_rois", 1)
         method = check_choice(self.graph_method, "graph_method", list(_GRAPH_METHODS))
-        if self.graph_lags != "auto":
-            check_int(self.graph_lags, "graph_lags", 1, 10)
+        g_lags = "auto" if self.graph_lags == "auto" else check_int(self.graph_lags, "graph_lags", 1, 10)
         n_lags = check_int(self.n_lags, "n_lags", 1, 10)
         overseg = check_int(self.oversegment, "oversegment", 1, 500)
         check_int(self.memory_level, "memory_level", 0)
@@ -348,12 +388,20 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
         alpha = check_float(self.graph_alpha, "graph_alpha", 0.0, 1.0, inclusive=False)
         seed = _check_shared_params(self.random_state, self.n_jobs)
         self._check_signal_params()
+        n_comp = 2 * n_rois + 2 if self.n_components is None else check_int(self.n_components, "n_components", 1)
+        return _FitParams(
+            n_rois=n_rois, n_components=n_comp, oversegment=overseg, merge_threshold=tau,
+            merge_signal=signal, merge_runs=merge_runs, n_lags=n_lags,
+            local_average=bool(self.local_average), innovation_weight=w_inn,
+            background=bool(self.background), trim=bool(self.trim), graph_method=method,
+            graph_alpha=alpha, graph_lags=g_lags, seed=seed,
+        )
 
-        runs, single = _check_imgs(imgs, "imgs", min_timepoints=max(_MIN_TIMEPOINTS, 3 * (n_lags + 1)))
-        _check_mask(self.mask_img, runs[0])
-        if method == "cdnod" and len(runs) < 2:
-            raise ValueError("graph_method='cdnod' needs imgs with at least 2 runs (the run index is the domain)")
-        conf = _check_confounds(confounds, len(runs))
+    def _mask_runs(self, runs: list, conf: list) -> tuple[Any, list[np.ndarray]]:
+        """Fit the masker, mask and clean every run, z-score voxels per run.
+
+        Returns the fitted masker and the runs as (n_timepoints, n_mask_voxels) arrays.
+        """
         masker = self._make_masker(self.mask_img)
         masker = masker.fit() if self.mask_img is not None else masker.fit(runs)
         Xs = Parallel(n_jobs=self.n_jobs)(
@@ -363,50 +411,7 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
         for i, x in enumerate(Xs):
             if not np.all(np.isfinite(x)):
                 raise ValueError(f"imgs[{i}] contains NaN or infinite values inside the mask")
-        mask_img = masker.mask_img_
-        mask = np.asarray(mask_img.get_fdata()) > 0
-        n_vox = int(mask.sum())
-        if n_vox < n_rois:
-            raise ValueError(f"n_rois={n_rois} exceeds the number of mask voxels ({n_vox})")
-        conn = _grid_connectivity(mask)
-        Zs = _p.zscore_runs(Xs, copy=False)  # the masker's fresh arrays: no second copy
-        del Xs
-
-        n_comp = 2 * n_rois + 2 if self.n_components is None else check_int(self.n_components, "n_components", 1)
-        labels = _p.parcellate(
-            Zs, conn, np.argwhere(mask).astype(float), n_rois, n_components=n_comp,
-            n_pieces=int(min(n_vox, max(overseg * n_rois, n_rois))), innovation_weight=w_inn,
-            merge_threshold=tau, merge_signal=signal, n_lags=n_lags, local_average=bool(self.local_average),
-            background=bool(self.background), trim=bool(self.trim), across_runs=merge_runs,
-        )
-        labels = _relabel_by_size(labels, n_rois)
-
-        self.masker_ = masker
-        self.mask_img_ = mask_img
-        self.voxel_labels_ = labels
-        self.n_runs_ = len(runs)
-        self.labels_img_ = _labels_to_img(labels, mask, mask_img.affine)
-        self.lut_ = _make_lut(labels, mask, mask_img.affine, n_rois)
-        coh = _p.coherence(Zs, labels)
-        self.roi_coherence_ = np.concatenate([coh, np.zeros(n_rois - coh.size)])
-
-        roi_ts = [_roi_means(z, labels, n_rois) for z in Zs]
-        g_lags = "auto" if self.graph_lags == "auto" else check_int(self.graph_lags, "graph_lags", 1, 10)
-        graph, details = roi_causal_graph(
-            roi_ts, method=method, alpha=alpha if method == "cdnod" else 0.05, lag_alpha=alpha,
-            lags=g_lags, return_details=True,
-        )
-        self.graph_lags_ = int(details.lags)
-        self.roi_graph_ = graph
-        self.roi_pvalues_ = details.granger_pvalues
-        err, per_roi = _abstraction_error(Zs, labels, conn, n_rois, seed=seed)
-        self.abstraction_error_ = err
-        self.roi_consistency_ = np.clip(1.0 - per_roi, 0.0, 1.0)
-        logger.info(
-            f"[CausalROIs] {len(runs)} run(s), {n_vox} mask voxels, "
-            f"{int((labels > 0).sum())} in ROIs, abstraction error {err:.3f}"
-        )
-        return self
+        return masker, _p.zscore_runs(Xs, copy=False)  # the masker's fresh arrays: no second copy
 
     def _check_signal_params(self) -> None:
         """Validate the masker's signal-cleaning options here, with our messages."""
@@ -640,6 +645,94 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
             if n_vox != self.voxel_labels_.shape[0]:
                 raise ValueError(f"mask_img_ has {n_vox} voxels but voxel_labels_ has "
                                  f"{self.voxel_labels_.shape[0]}")
+
+
+# ---------------------------------------------------------------------- the pure fit
+@dataclass(frozen=True)
+class _FitParams:
+    """Validated parameters of :meth:`CausalROIs.fit` (see :meth:`CausalROIs._check_params`)."""
+
+    n_rois: int
+    n_components: int
+    oversegment: int
+    merge_threshold: float
+    merge_signal: str
+    merge_runs: str
+    n_lags: int
+    local_average: bool
+    innovation_weight: float
+    background: bool
+    trim: bool
+    graph_method: str
+    graph_alpha: float
+    graph_lags: int | str
+    seed: int
+
+
+@dataclass(frozen=True)
+class _RawFit:
+    """What :func:`_raw_fit` learns, in the masker's voxel order."""
+
+    labels: np.ndarray  # (n_voxels,) 0 background, ROIs 1..n_rois by decreasing size
+    roi_timeseries: list[np.ndarray]  # per run, (n_timepoints, n_rois) ROI means
+    roi_coherence: np.ndarray  # (n_rois,)
+    roi_graph: np.ndarray  # (n_rois, n_rois)
+    roi_pvalues: np.ndarray  # (n_rois, n_rois) Granger p-values
+    graph_lags: int
+    abstraction_error: float
+    roi_consistency: np.ndarray  # (n_rois,)
+
+
+def _raw_fit(Zs: list[np.ndarray], connectivity: sparse.csr_matrix, positions: np.ndarray,
+             params: _FitParams) -> _RawFit:
+    """Steps 2-7 of :class:`CausalROIs` on arrays: partition, ROI graph, abstraction error.
+
+    Pure: no images, no masker, no estimator; the same arrays and parameters give the
+    same result.
+
+    Parameters
+    ----------
+    Zs : list of ndarray, shape (n_timepoints, n_voxels) each
+        Masked, cleaned runs, every voxel z-scored per run.
+    connectivity : scipy.sparse.csr_matrix, shape (n_voxels, n_voxels)
+        Face-neighbour graph of the voxels (:func:`_grid_connectivity`).
+    positions : ndarray, shape (n_voxels, 3)
+        Voxel grid indices (``np.argwhere(mask)``), for the spatial halves of the merge.
+    params : _FitParams
+        Validated parameters.
+
+    Returns
+    -------
+    result : _RawFit
+    """
+    n_rois = params.n_rois
+    n_vox = positions.shape[0]
+    labels = _p.parcellate(
+        Zs, connectivity, positions, n_rois, n_components=params.n_components,
+        n_pieces=int(min(n_vox, max(params.oversegment * n_rois, n_rois))),
+        innovation_weight=params.innovation_weight, merge_threshold=params.merge_threshold,
+        merge_signal=params.merge_signal, n_lags=params.n_lags, local_average=params.local_average,
+        background=params.background, trim=params.trim, across_runs=params.merge_runs,
+    )
+    labels = _relabel_by_size(labels, n_rois)
+    coh = _p.coherence(Zs, labels)
+    roi_ts = [_roi_means(z, labels, n_rois) for z in Zs]
+    method, alpha = params.graph_method, params.graph_alpha
+    graph, details = roi_causal_graph(
+        roi_ts, method=method, alpha=alpha if method == "cdnod" else 0.05, lag_alpha=alpha,
+        lags=params.graph_lags, return_details=True,
+    )
+    err, per_roi = _abstraction_error(Zs, labels, connectivity, n_rois, seed=params.seed)
+    return _RawFit(
+        labels=labels,
+        roi_timeseries=roi_ts,
+        roi_coherence=np.concatenate([coh, np.zeros(n_rois - coh.size)]),
+        roi_graph=graph,
+        roi_pvalues=details.granger_pvalues,
+        graph_lags=int(details.lags),
+        abstraction_error=err,
+        roi_consistency=np.clip(1.0 - per_roi, 0.0, 1.0),
+    )
 
 
 # ---------------------------------------------------------------------- helpers
