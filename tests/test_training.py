@@ -150,3 +150,131 @@ def test_verbose_progress_bar(capsys):
     fit_torch(torch.nn.Linear(3, 1), _mse, (X, y), max_iter=3, verbose=1, random_state=0)
     err = capsys.readouterr().err
     assert "training" in err
+
+
+def test_fit_torch_param_groups_and_epoch_hook():
+    """Groups keep their own options, the hook schedules lr and a loss weight per epoch."""
+    X, y, _ = _regression(n=200)
+    model = torch.nn.Linear(3, 1)
+    w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
+    state = {"lam": None}
+    seen_lam, weights = [], []
+
+    def hook(epoch, optimizer):
+        # weights frozen (lr 0) for 3 epochs, then trained; the bias group keeps lr 0
+        optimizer.param_groups[0]["lr"] = 0.0 if epoch < 3 else 0.05
+        state["lam"] = 0.1 * epoch
+        return {"lr0": optimizer.param_groups[0]["lr"], "lam": state["lam"]}
+
+    def loss(m, batch):
+        seen_lam.append(state["lam"])
+        return _mse(m, batch) + state["lam"] * 0.0 * m.weight.sum()
+
+    def cb(epoch, history, m):
+        weights.append(m.weight.detach().clone())
+        history.extra.setdefault("cb", []).append(epoch)
+
+    groups = [{"params": [model.weight]}, {"params": model.bias, "lr": 0.0, "weight_decay": 0.0}]
+    hist = fit_torch(model, loss, (X, y), parameters=groups, epoch_hook=hook, callback=cb,
+                     max_iter=8, batch_size=50, patience=None, clip_grad_norm=1.0,
+                     optimizer="adamw", weight_decay=0.01, random_state=0)
+    assert hist.extra["lr0"] == [0.0] * 3 + [0.05] * 5
+    assert hist.extra["lam"] == pytest.approx([0.1 * e for e in range(8)])
+    assert hist.extra["cb"] == list(range(8))
+    assert hist.to_dict()["extra"]["lr0"] == hist.extra["lr0"]
+    # the loss saw the hook's value of its epoch (train batches, then validation)
+    assert seen_lam[0] == 0.0 and seen_lam[-1] == pytest.approx(0.7)
+    assert torch.equal(weights[2], w0) and not torch.equal(weights[3], w0)
+    assert torch.equal(model.bias.detach(), b0)  # lr 0 (and no decay) in its group
+    with pytest.raises(TypeError, match="mix"):
+        fit_torch(model, _mse, (X, y), parameters=[model.weight, {"params": [model.bias]}])
+    with pytest.raises(ValueError, match="params"):
+        fit_torch(model, _mse, (X, y), parameters=[{"lr": 0.1}])
+    with pytest.raises(TypeError, match="epoch_hook"):
+        fit_torch(model, _mse, (X, y), epoch_hook=3)
+
+
+def test_fit_torch_early_stopping_start_and_abs_tol():
+    X, y, _ = _regression(n=200)
+    kw = dict(max_iter=60, lr=0.02, batch_size=50, random_state=0)
+
+    def scheduled(m, batch):  # an objective that grows with the epoch's penalty weight
+        return _mse(m, batch) + state["lam"]
+
+    state = {"lam": 0.0}
+
+    def hook(epoch, optimizer):
+        state["lam"] = 5.0 * min(epoch, 10)
+        return None
+
+    h0 = fit_torch(torch.nn.Linear(3, 1), scheduled, (X, y), epoch_hook=hook, patience=3, **kw)
+    assert h0.best_epoch == 0 and h0.stopped_early and h0.n_epochs == 4  # the schedule fooled it
+    h1 = fit_torch(torch.nn.Linear(3, 1), scheduled, (X, y), epoch_hook=hook, patience=3,
+                   early_stopping_start=10, tol=0.0, **kw)
+    assert h1.best_epoch >= 10 and h1.n_epochs > 14
+    assert h1.best_loss == min(h1.val_loss[10:]) and h1.extra == {}
+    if h1.stopped_early:
+        assert h1.n_epochs == h1.best_epoch + 1 + 3
+    # training ends before early stopping starts: the last weights stay, no best epoch
+    h2 = fit_torch(torch.nn.Linear(3, 1), _mse, (X, y), max_iter=3, early_stopping_start=5,
+                   random_state=0)
+    assert h2.best_epoch == -1 and not h2.stopped_early and h2.n_epochs == 3
+
+    def tiny(m, batch):  # a loss of magnitude 1e-6: below the default absolute floor tol
+        return 1e-6 * _mse(m, batch)
+
+    h3 = fit_torch(torch.nn.Linear(3, 1), tiny, (X, y), patience=5, tol=1e-3, **kw)
+    h4 = fit_torch(torch.nn.Linear(3, 1), tiny, (X, y), patience=5, tol=1e-3, abs_tol=0.0, **kw)
+    assert h3.best_epoch == 0 and h3.n_epochs == 6
+    assert h4.best_epoch > 10
+
+
+def test_fit_torch_batches_split_and_rng_options():
+    X, y, _ = _regression(n=103)
+    sizes = []
+
+    def loss(m, batch):
+        sizes.append((m.training, batch[0].shape[0]))
+        return _mse(m, batch)
+
+    # min_batch_size skips the short last batch; validation_batch_size=None: one pass
+    X_val, y_val = X[:60], y[:60]
+    fit_torch(torch.nn.Linear(3, 1), loss, (X, y), validation_data=(X_val, y_val), max_iter=1,
+              batch_size=51, min_batch_size=2, validation_batch_size=None,
+              validation_fraction=None, random_state=0)
+    assert sizes == [(True, 51), (True, 51), (False, 60)]
+    sizes.clear()
+    fit_torch(torch.nn.Linear(3, 1), loss, (X, y), validation_data=(X_val, y_val), max_iter=1,
+              batch_size=51, random_state=0)
+    assert sizes == [(True, 51), (True, 51), (True, 1), (False, 51), (False, 9)]
+    # validation_fraction=None: no held-out samples, the training loss is monitored
+    sizes.clear()
+    h = fit_torch(torch.nn.Linear(3, 1), loss, (X, y), validation_fraction=None, max_iter=2,
+                  batch_size=None, random_state=0)
+    assert sizes == [(True, 103)] * 2 and h.val_loss == [] and h.best_loss == min(h.train_loss)
+
+    # shuffle_generator: the caller's batch order (default: seeded from random_state)
+    def run(**kw):
+        m = _model(0)
+        fit_torch(m, _mse, (X, y), max_iter=3, batch_size=16, patience=None, **kw)
+        return torch.cat([p.detach().ravel() for p in m.parameters()])
+
+    a = run(random_state=0, shuffle_generator=make_generator(7))
+    b = run(random_state=0, shuffle_generator=make_generator(7))
+    c = run(random_state=0)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+    # fork_rng=False: training continues (and advances) the caller's torch stream
+    torch.manual_seed(11)
+    d = run(random_state=0, fork_rng=False)
+    after_d = torch.rand(1)
+    torch.manual_seed(11)
+    e = run(random_state=0, fork_rng=False)
+    torch.manual_seed(11)
+    untouched = torch.rand(1)
+    assert torch.equal(d, e) and not torch.equal(after_d, untouched)
+    torch.manual_seed(11)
+    run(random_state=0)  # default: forked, the caller's stream is untouched
+    assert torch.equal(torch.rand(1), untouched)
+    with pytest.raises(TypeError, match="shuffle_generator"):
+        fit_torch(torch.nn.Linear(3, 1), _mse, (X, y), shuffle_generator=np.random.default_rng(0))

@@ -56,7 +56,9 @@ one-sample Monte-Carlo KL) with AdamW (lr 5e-3, batch 512, ``max_iter`` = 200 ep
 during the first ``warmup`` = 20% of the epochs (the representation forms first),
 a linear ramp during the next ``ramp`` = 20%, then constant; once it is constant
 the learning rate follows a cosine decay to 5% and early stopping watches a 10%
-validation split (the best state is restored).
+validation split (the best state is restored). The loop is the package's one
+training loop, :func:`crl_neuro.core.training.fit_torch` (schedule as its
+``epoch_hook``, no weight decay on the adjacency weights as a parameter group).
 
 Sparsity refinement (``refine=True``, the default except for the independent prior). Measured: the VAE alone
 leaves a residual mixing of neighbouring latents (MCC 0.72-0.89 on the
@@ -93,7 +95,6 @@ nonlinear ICA: a unifying framework. AISTATS.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from typing import Any
@@ -116,6 +117,7 @@ from crl_neuro.core.base import (
     use_log_level,
 )
 from crl_neuro.core.graphs import moral_graph
+from crl_neuro.core.training import fit_torch
 from crl_neuro.core.validation import (
     check_choice,
     check_data,
@@ -452,18 +454,6 @@ def markov_network_from_adjacency(
     return moral_graph(S >= threshold * top)
 
 
-def _progress(iterable: Any, verbose: Any, desc: str) -> Any:
-    # The caller has set the logger's level from ``verbose``; INFO shows the bar.
-    if logger_verbosity() >= 1:
-        try:
-            from tqdm.auto import tqdm
-
-            return tqdm(iterable, desc=desc, leave=False)
-        except ImportError:  # pragma: no cover - tqdm is a dependency
-            pass
-    return iterable
-
-
 # ----------------------------------------------------------------------------- engine
 def fit_nonlinear(
     X: np.ndarray,
@@ -607,7 +597,7 @@ def _fit(X, codes, n, sparsity, max_iter, dev, seed, verbose, opt, batch_size):
         module.load_state_dict(opt["init_module"].state_dict())
     module.to(dev)
 
-    # stratified validation split, for early stopping only
+    # random validation split (indices kept in sorted order), for early stopping only
     perm = rng.permutation(X.shape[0])
     n_val = int(round(opt["validation_fraction"] * X.shape[0]))
     val_idx, tr_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
@@ -624,64 +614,58 @@ def _fit(X, codes, n, sparsity, max_iter, dev, seed, verbose, opt, batch_size):
         {"params": [p for k, p in module.named_parameters() if k in penalised],
          "weight_decay": 0.0},
     ]
-    optim = torch.optim.AdamW(groups, lr=opt["lr"])
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-
-    history: dict[str, list[float]] = {"loss": [], "val_loss": [], "penalty_weight": [],
-                                        "penalty": []}
     schedule_end = int(math.ceil((opt["warmup"] + opt["ramp"]) * max_iter))
-    best, best_state, wait, converged = math.inf, None, 0, False
-    epochs = _progress(range(max_iter), verbose, "nonlinear CRL")
-    for epoch in epochs:
-        lam = sparsity_weight(epoch, max_iter, sparsity, opt["warmup"], opt["ramp"])
+    state = {"lam": 0.0}
+
+    def schedule(epoch, optim):
+        # penalty weight: 0 (warm-up), linear ramp, then constant
+        state["lam"] = sparsity_weight(epoch, max_iter, sparsity, opt["warmup"], opt["ramp"])
         if opt["lr_decay"] and epoch >= schedule_end:
             # cosine decay to 5% of lr once the penalty is constant: sharper final fit
             frac = (epoch - schedule_end) / max(max_iter - schedule_end, 1)
             for g in optim.param_groups:
                 g["lr"] = opt["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        module.train()
-        order = tr[torch.randperm(tr.numel(), generator=gen).to(dev)]
-        total, count = 0.0, 0
-        for start in range(0, order.numel(), batch_size):
-            b = order[start:start + batch_size]
-            if b.numel() < 2:
-                continue
-            loss = module.neg_elbo(Xt[b], Ut[b]).mean() + lam * module.prior.penalty()
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(module.parameters(), 10.0)
-            optim.step()
-            total += float(loss.detach()) * b.numel()
-            count += b.numel()
-        module.eval()
+        return {"penalty_weight": state["lam"]}
+
+    def loss_fn(model, batch):
+        x, u = batch
+        nll = model.neg_elbo(x, u).mean()
+        if model.training:
+            return nll + state["lam"] * model.prior.penalty()
+        # validation objective, summed in double precision
+        return nll.double() + state["lam"] * model.prior.penalty().double()
+
+    penalties: list[float] = []
+
+    def record(epoch, hist, model):
         with torch.no_grad():
-            pen = float(module.prior.penalty())
-            if n_val:
-                v = float(module.neg_elbo(Xt[val], Ut[val]).mean()) + lam * pen
-            else:
-                v = total / max(count, 1)
-        history["loss"].append(total / max(count, 1))
-        history["val_loss"].append(v)
-        history["penalty_weight"].append(lam)
-        history["penalty"].append(pen)
+            penalties.append(float(model.prior.penalty()))
         if epoch % 10 == 0:
-            logger.debug(f"epoch {epoch:4d}  loss {history['loss'][-1]:.4f}  val {v:.4f}  "
-                         f"lambda {lam:.4g}  |A|_1 {pen:.4f}")
-        if epoch + 1 < schedule_end:
-            continue
-        # early stopping (only once the objective no longer changes with the schedule)
-        improved = not np.isfinite(best) or v < best - opt["tol"] * abs(best)
-        if improved:
-            best, wait = v, 0
-            best_state = copy.deepcopy(module.state_dict())
-        else:
-            wait += 1
-            if wait >= opt["patience"]:
-                converged = True
-                break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
+            v = hist.val_loss[-1] if hist.val_loss else hist.train_loss[-1]
+            logger.debug(f"epoch {epoch:4d}  loss {hist.train_loss[-1]:.4f}  val {v:.4f}  "
+                         f"lambda {state['lam']:.4g}  |A|_1 {penalties[-1]:.4f}")
+
+    # One loop for the package (crl_neuro.core.training.fit_torch). Early stopping
+    # starts once the objective no longer changes with the schedule (the best state
+    # is restored); the caller has seeded and forked torch's generator before
+    # building the module, so the training continues that stream (fork_rng=False).
+    hist = fit_torch(
+        module, loss_fn, (Xt[tr], Ut[tr]),
+        validation_data=(Xt[val], Ut[val]) if n_val else None, validation_fraction=None,
+        validation_batch_size=None, max_iter=max_iter, batch_size=batch_size,
+        min_batch_size=2, lr=opt["lr"], optimizer="adamw", parameters=groups,
+        clip_grad_norm=10.0, patience=opt["patience"], tol=opt["tol"], abs_tol=0.0,
+        # best state and patience from the last ramp epoch on (epoch + 1 >= schedule_end)
+        early_stopping_start=max(schedule_end - 1, 0), epoch_hook=schedule,
+        callback=record, shuffle_generator=torch.Generator(device="cpu").manual_seed(seed),
+        fork_rng=False, device=dev, verbose=logger_verbosity(), random_state=seed,
+    )
+    history: dict[str, list[float]] = {
+        "loss": list(hist.train_loss),
+        "val_loss": list(hist.val_loss if n_val else hist.train_loss),
+        "penalty_weight": list(hist.extra["penalty_weight"]), "penalty": penalties,
+    }
+    converged, best = hist.stopped_early, hist.best_loss
 
     info = {
         "history": history,

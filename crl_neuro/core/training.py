@@ -6,6 +6,10 @@
   scikit-learn style ``random_state`` into torch seeds / generators.
 * :func:`fit_torch` - mini-batch training loop with a validation split, early stopping
   (best weights restored), optional progress bar, returning a :class:`TrainingHistory`.
+  It is the package's one torch training loop: parameter groups, a per-epoch schedule
+  (``epoch_hook``: learning rate, penalty weights) and a delayed start of early
+  stopping (``early_stopping_start``) let the estimators express their schedules
+  with it instead of writing their own loops.
 
 Reproducibility: :func:`fit_torch` runs inside :func:`torch.random.fork_rng`, seeded
 from ``random_state``, so the same seed gives the same result on CPU without touching
@@ -16,6 +20,7 @@ to make the initial weights reproducible too.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -175,6 +180,9 @@ class TrainingHistory:
         Device used.
     time_s : float
         Wall-clock training time.
+    extra : dict of str to list
+        Per-epoch values returned by :func:`fit_torch`'s ``epoch_hook`` (one list
+        per key, one entry per epoch); a ``callback`` may add its own lists.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -185,6 +193,7 @@ class TrainingHistory:
     stopped_early: bool = False
     device: str = "cpu"
     time_s: float = 0.0
+    extra: dict[str, list[Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (e.g. to store as a fitted attribute)."""
@@ -197,6 +206,7 @@ class TrainingHistory:
             "stopped_early": bool(self.stopped_early),
             "device": str(self.device),
             "time_s": float(self.time_s),
+            "extra": {str(k): list(v) for k, v in self.extra.items()},
         }
 
 
@@ -220,6 +230,31 @@ def _as_tensors(data: Any, name: str) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _optimised(model: Any, parameters: Any) -> tuple[list[Any], list[Any]]:
+    """``(optimiser argument, parameters to clip)`` from ``fit_torch``'s ``parameters``."""
+    if parameters is None:
+        params = list(model.parameters())
+        return params, params
+    items = list(parameters)
+    if not any(isinstance(item, dict) for item in items):
+        return items, items
+    if not all(isinstance(item, dict) for item in items):
+        raise TypeError("parameters must be all tensors or all parameter-group dicts, not a mix")
+    groups = []
+    for k, group in enumerate(items):
+        if "params" not in group:
+            raise ValueError(f"parameter group {k} has no 'params' entry")
+        ps = group["params"]
+        ps = [ps] if hasattr(ps, "grad") else list(ps)
+        groups.append({**group, "params": ps})
+    flat = [p for group in groups for p in group["params"]]
+    # clip in the model's parameter order (the grouping does not change the norm's sum)
+    ids = {id(p) for p in flat}
+    in_model = [p for p in model.parameters() if id(p) in ids]
+    seen = {id(p) for p in in_model}
+    return groups, in_model + [p for p in flat if id(p) not in seen]
+
+
 def _is_loader(data: Any) -> bool:
     import torch
 
@@ -236,7 +271,7 @@ def fit_torch(
     lr: float = 1e-3,
     weight_decay: float = 0.0,
     optimizer: str = "adam",
-    validation_fraction: float = 0.1,
+    validation_fraction: float | None = 0.1,
     validation_data: Any = None,
     patience: int | None = 10,
     tol: float = 1e-4,
@@ -246,6 +281,13 @@ def fit_torch(
     device: Any = "cpu",
     verbose: int = 0,
     random_state: Any = None,
+    epoch_hook: Callable[[int, Any], dict[str, Any] | None] | None = None,
+    early_stopping_start: int = 0,
+    abs_tol: float | None = None,
+    min_batch_size: int = 1,
+    validation_batch_size: int | None | str = "batch_size",
+    shuffle_generator: Any = None,
+    fork_rng: bool = True,
 ) -> TrainingHistory:
     """Train ``model`` by mini-batch gradient descent with early stopping.
 
@@ -270,24 +312,34 @@ def fit_torch(
         Optimiser learning rate and L2 weight decay.
     optimizer : {"adam", "adamw", "sgd"}
         Optimiser.
-    validation_fraction : float
+    validation_fraction : float | None
         Fraction of samples held out for early stopping, in ``[0, 0.5]`` (arrays only).
-        0 monitors the training loss.
+        0 monitors the training loss (the arrays are still permuted once, as by a
+        split). ``None``: no split at all, the arrays are used in their given order
+        (the caller's split, e.g. with ``validation_data``; without it the training
+        loss is monitored).
     validation_data : same types as ``data``, optional
-        Explicit validation set (overrides ``validation_fraction``).
+        Explicit validation set (then nothing of ``data`` is held out; the training
+        arrays are still permuted once unless ``validation_fraction=None``).
     patience : int | None
         Stop after this many epochs without improvement of the monitored loss by more
-        than ``tol`` (relative to its magnitude, at least ``tol`` absolute); ``None``
-        disables early stopping.
+        than ``tol`` (relative to its magnitude, at least ``abs_tol`` absolute);
+        ``None`` disables early stopping.
     tol : float
-        Minimal improvement.
+        Minimal relative improvement.
     clip_grad_norm : float | None
-        Clip the gradient norm to this value.
-    parameters : sequence of tensors, optional
-        Parameters to optimise (default ``model.parameters()``).
+        Clip the total gradient norm of the optimised parameters to this value.
+    parameters : sequence of tensors or of dicts, optional
+        Parameters to optimise (default ``model.parameters()``), either tensors or
+        parameter groups in torch's form, ``[{"params": [...], "weight_decay": 0.0},
+        ...]``: a group's own options (``lr``, ``weight_decay``, ...) override ``lr``
+        and ``weight_decay`` (e.g. no weight decay on penalised weights). With groups,
+        ``clip_grad_norm`` acts on all their parameters together, taken in the order
+        of ``model.parameters()``.
     callback : callable, optional
-        ``callback(epoch, history, model)`` after each epoch (e.g. to update a penalty
-        schedule); returning ``True`` stops training.
+        ``callback(epoch, history, model)`` after each epoch (after the validation
+        loss and the best-state bookkeeping of that epoch); returning ``True`` stops
+        training. It may record its own per-epoch values in ``history.extra``.
     device : str | torch.device
         See :func:`resolve_device`.
     verbose : int
@@ -295,6 +347,41 @@ def fit_torch(
     random_state : None | int | numpy random generator
         Seeds the split, the shuffling and torch's random ops (dropout, sampling)
         during training.
+    epoch_hook : callable, optional
+        ``epoch_hook(epoch, optimizer) -> dict | None`` called at the start of every
+        epoch, before its first batch: a schedule. It may change the optimiser's
+        ``param_groups`` (e.g. set ``group["lr"]`` for a learning-rate decay) and
+        update state that ``loss_fn`` reads (e.g. a penalty weight in a closure).
+        The values of the returned dict are appended to ``history.extra[key]``.
+        Note that the validation loss of an epoch is computed with the state the hook
+        set for that epoch, so a schedule that changes the objective makes early
+        epochs incomparable: see ``early_stopping_start``.
+    early_stopping_start : int
+        First epoch (0-based) whose monitored loss may be kept as the best one and
+        from which ``patience`` counts; earlier epochs are trained and recorded but
+        never restored (e.g. while a penalty weight is still ramping up). When
+        training ends before it, the last weights are kept (``best_epoch`` is -1).
+    abs_tol : float | None
+        Absolute floor of the required improvement; ``None`` uses ``tol``, ``0``
+        makes the criterion purely relative.
+    min_batch_size : int
+        Training batches with fewer samples (the last, short batch of an epoch) are
+        skipped, e.g. 2 for a model that uses batch statistics (arrays only).
+    validation_batch_size : int | None | "batch_size"
+        Batch size of the validation pass: ``"batch_size"`` (default) the same as
+        ``batch_size``, ``None`` the whole validation set at once (the monitored loss
+        is then exactly ``loss_fn`` on it). The monitored loss of several batches is
+        their size-weighted mean.
+    shuffle_generator : torch.Generator, optional
+        CPU generator that shuffles the training samples every epoch (arrays only);
+        default a generator seeded from ``random_state``. Passing one (e.g. a
+        :func:`make_generator`) lets a caller reproduce its own batch order.
+    fork_rng : bool
+        True (default): training runs inside :func:`torch.random.fork_rng`, with
+        torch's global generator seeded from ``random_state``, and the caller's global
+        random state is untouched. False: neither forked nor reseeded, torch's random
+        ops continue the caller's stream (for callers that already seeded and forked
+        it, e.g. around building the model) and leave it advanced.
 
     Returns
     -------
@@ -308,10 +395,22 @@ def fit_torch(
     lr = check_float(lr, "lr", min_value=0.0, inclusive=False)
     weight_decay = check_float(weight_decay, "weight_decay", min_value=0.0)
     check_choice(optimizer, "optimizer", ["adam", "adamw", "sgd"])
-    validation_fraction = check_float(validation_fraction, "validation_fraction", 0.0, 0.5)
+    presplit = validation_fraction is None
+    validation_fraction = 0.0 if presplit else check_float(validation_fraction, "validation_fraction", 0.0, 0.5)
     if patience is not None:
         patience = check_int(patience, "patience", min_value=1)
     tol = check_float(tol, "tol", min_value=0.0)
+    abs_tol = tol if abs_tol is None else check_float(abs_tol, "abs_tol", min_value=0.0)
+    early_stopping_start = check_int(early_stopping_start, "early_stopping_start", min_value=0)
+    min_batch_size = check_int(min_batch_size, "min_batch_size", min_value=1)
+    if validation_batch_size == "batch_size":
+        validation_batch_size = batch_size
+    elif validation_batch_size is not None:
+        validation_batch_size = check_int(validation_batch_size, "validation_batch_size", min_value=1)
+    if epoch_hook is not None and not callable(epoch_hook):
+        raise TypeError("epoch_hook must be callable: epoch_hook(epoch, optimizer) -> dict | None")
+    if shuffle_generator is not None and not isinstance(shuffle_generator, torch.Generator):
+        raise TypeError(f"shuffle_generator must be a torch.Generator, got {type(shuffle_generator).__name__}")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
@@ -320,11 +419,11 @@ def fit_torch(
     seed = torch_seed(random_state)
 
     model.to(dev)
-    params = list(model.parameters()) if parameters is None else list(parameters)
+    opt_params, params = _optimised(model, parameters)
     if not params:
         raise ValueError("model has no parameters to optimise")
     opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[optimizer]
-    opt = opt_cls(params, lr=lr, weight_decay=weight_decay)
+    opt = opt_cls(opt_params, lr=lr, weight_decay=weight_decay)
 
     split_gen = torch.Generator().manual_seed(seed)
     if _is_loader(data):
@@ -337,11 +436,15 @@ def fit_torch(
             n_val = max(n_val, 1)
             if n - n_val < 1:
                 raise ValueError(f"data has {n} samples: too few for validation_fraction={validation_fraction}")
-        perm = torch.randperm(n, generator=split_gen)
-        val_idx, tr_idx = perm[:n_val], perm[n_val:]
-        train_tensors = tuple(t[tr_idx] for t in tensors)
-        if n_val:
-            validation_data = tuple(t[val_idx] for t in tensors)
+        if not presplit:
+            # random split (the data are permuted once even when nothing is held out)
+            perm = torch.randperm(n, generator=split_gen)
+            val_idx, tr_idx = perm[:n_val], perm[n_val:]
+            train_tensors = tuple(t[tr_idx] for t in tensors)
+            if n_val:
+                validation_data = tuple(t[val_idx] for t in tensors)
+        else:  # validation_fraction=None: the training arrays as given
+            train_tensors = tensors
         train_loader = None
     val_tensors = val_loader = None
     if validation_data is not None:
@@ -350,12 +453,14 @@ def fit_torch(
         else:
             val_tensors = _as_tensors(validation_data, "validation_data")
 
-    def batches_of(tensors, shuffle_gen=None):
+    def batches_of(tensors, shuffle_gen=None, size=batch_size, min_size=1):
         m = tensors[0].shape[0]
-        bs = m if batch_size is None else min(batch_size, m)
+        bs = m if size is None else min(size, m)
         order = torch.randperm(m, generator=shuffle_gen) if shuffle_gen is not None else torch.arange(m)
         for start in range(0, m, bs):
             idx = order[start:start + bs]
+            if idx.numel() < min_size:
+                continue
             yield tuple(t[idx].to(dev) for t in tensors), idx.numel()
 
     def loader_batches(loader):
@@ -365,13 +470,16 @@ def fit_torch(
 
     def evaluate():
         model.eval()
-        total, count = 0.0, 0
-        it = batches_of(val_tensors) if val_tensors is not None else loader_batches(val_loader)
+        total, count, values = 0.0, 0, []
+        it = (batches_of(val_tensors, size=validation_batch_size) if val_tensors is not None
+              else loader_batches(val_loader))
         with torch.no_grad():
             for batch, size in it:
-                total += float(loss_fn(model, batch)) * size
+                values.append(float(loss_fn(model, batch)))
+                total += values[-1] * size
                 count += size
-        return total / max(count, 1)
+        # one batch: its loss as is (no rounding through loss * size / size)
+        return values[0] if len(values) == 1 else total / max(count, 1)
 
     history = TrainingHistory(device=str(dev))
     best_state = None
@@ -380,14 +488,22 @@ def fit_torch(
     fork_devices = [dev.index or 0] if dev.type == "cuda" else []
     from tqdm.auto import tqdm
 
-    with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(seed)
-        shuffle_gen = torch.Generator().manual_seed(seed + 1)
+    rng_context = torch.random.fork_rng(devices=fork_devices) if fork_rng else contextlib.nullcontext()
+    with rng_context:
+        if fork_rng:
+            torch.manual_seed(seed)
+        shuffle_gen = (torch.Generator().manual_seed(seed + 1) if shuffle_generator is None
+                       else shuffle_generator)
         bar = tqdm(range(max_iter), disable=not verbose, desc="training", leave=False)
         for epoch in bar:
+            if epoch_hook is not None:
+                state = epoch_hook(epoch, opt)
+                for key, value in (state or {}).items():
+                    history.extra.setdefault(key, []).append(value)
             model.train()
             total, count = 0.0, 0
-            it = batches_of(train_tensors, shuffle_gen) if train_loader is None else loader_batches(train_loader)
+            it = (batches_of(train_tensors, shuffle_gen, min_size=min_batch_size) if train_loader is None
+                  else loader_batches(train_loader))
             for batch, size in it:
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model, batch)
@@ -415,13 +531,15 @@ def fit_torch(
                 if history.val_loss:
                     post["val"] = f"{history.val_loss[-1]:.4g}"
                 bar.set_postfix(post)
-            threshold = max(tol * abs(history.best_loss), tol) if np.isfinite(history.best_loss) else 0
-            if monitored < history.best_loss - threshold:
-                history.best_loss, history.best_epoch = monitored, epoch
-                best_state = copy.deepcopy(model.state_dict())
-                wait = 0
-            else:
-                wait += 1
+            if epoch >= early_stopping_start:
+                threshold = (max(tol * abs(history.best_loss), abs_tol)
+                             if np.isfinite(history.best_loss) else 0)
+                if monitored < history.best_loss - threshold:
+                    history.best_loss, history.best_epoch = monitored, epoch
+                    best_state = copy.deepcopy(model.state_dict())
+                    wait = 0
+                else:
+                    wait += 1
             if callback is not None and callback(epoch, history, model):
                 break
             if patience is not None and wait >= patience:
