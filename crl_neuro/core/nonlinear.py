@@ -117,7 +117,7 @@ from crl_neuro.core.base import (
     use_log_level,
 )
 from crl_neuro.core.graphs import moral_graph
-from crl_neuro.core.training import fit_torch
+from crl_neuro.core.training import fit_torch, standardize_posterior
 from crl_neuro.core.validation import (
     check_choice,
     check_data,
@@ -277,13 +277,7 @@ class _IndependentPrior(nn.Module):
 
 
 class _Standardize(nn.Module):
-    """Standardise the posterior means over the batch (running statistics in eval mode).
-
-    The ELBO is invariant to rescaling a latent (prior, posterior and decoder absorb
-    the scale) while the L1 penalty on the adjacency is not: without a fixed scale
-    the penalty is reduced by inflating parents instead of removing edges. The
-    latents are only identified up to scale anyway, so the scale is pinned to 1.
-    """
+    """Posterior means with scale 1 (:func:`crl_neuro.core.training.standardize_posterior`)."""
 
     def __init__(self, n: int, momentum: float = 0.05) -> None:
         super().__init__()
@@ -292,15 +286,8 @@ class _Standardize(nn.Module):
         self.register_buffer("running_var", torch.ones(n))
 
     def forward(self, mean: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.training and mean.shape[0] > 1:
-            mu, var = mean.mean(dim=0), mean.var(dim=0, unbiased=False)
-            with torch.no_grad():
-                self.running_mean.lerp_(mu.detach(), self.momentum)
-                self.running_var.lerp_(var.detach(), self.momentum)
-        else:
-            mu, var = self.running_mean, self.running_var
-        var = var + 1e-6
-        return (mean - mu) / torch.sqrt(var), logvar - torch.log(var)
+        return standardize_posterior(mean, logvar, self.running_mean, self.running_var,
+                                     self.momentum, self.training)
 
 
 class NonlinearCRLVAE(nn.Module):

@@ -40,6 +40,7 @@ __all__ = [
     "to_tensor",
     "fit_torch",
     "TrainingHistory",
+    "standardize_posterior",
 ]
 
 
@@ -156,6 +157,44 @@ def to_tensor(X: Any, device: Any = "cpu", dtype: Any = None) -> Any:
     if dtype is None and t.is_floating_point():
         dtype = torch.float32
     return t.to(device=dev, dtype=dtype) if dtype is not None else t.to(device=dev)
+
+
+def standardize_posterior(mean: Any, logvar: Any, running_mean: Any, running_var: Any,
+                          momentum: float, training: bool) -> tuple[Any, Any]:
+    """Pin the scale of VAE posterior means to 1: batch statistics in training, running ones otherwise.
+
+    A latent-variable ELBO is invariant to rescaling a latent (prior, posterior and
+    decoder absorb the scale) while sparsity penalties on latent-to-latent weights are
+    not: without a fixed scale a penalty is reduced by inflating parents instead of
+    removing edges. Latents are only identified up to scale, so the scale is fixed.
+
+    Parameters
+    ----------
+    mean, logvar : torch.Tensor, shape (n_samples, n_latents)
+        Posterior means and log-variances.
+    running_mean, running_var : torch.Tensor, shape (n_latents,)
+        Buffers updated in place (exponential moving average, ``momentum``) in training.
+    momentum : float
+    training : bool
+        Use (and record) the batch statistics; with a single sample the running ones
+        are used.
+
+    Returns
+    -------
+    mean, logvar : torch.Tensor
+        Standardised means and the log-variances on the same scale.
+    """
+    import torch
+
+    if training and mean.shape[0] > 1:
+        mu, var = mean.mean(dim=0), mean.var(dim=0, unbiased=False)
+        with torch.no_grad():
+            running_mean.lerp_(mu.detach(), momentum)
+            running_var.lerp_(var.detach(), momentum)
+    else:
+        mu, var = running_mean, running_var
+    var = var + 1e-6
+    return (mean - mu) / torch.sqrt(var), logvar - torch.log(var)
 
 
 @dataclass

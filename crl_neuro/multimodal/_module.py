@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from crl_neuro.core.training import standardize_posterior
+
 _LOG2PI = math.log(2.0 * math.pi)
 
 
@@ -146,15 +148,8 @@ class MultiModalVAE(nn.Module):
             means.append(h[:, :km])
             logvars.append(h[:, km:].clamp(-12.0, 4.0))
         mean, logvar = torch.cat(means, 1), torch.cat(logvars, 1)
-        if self.training and mean.shape[0] > 1:
-            mu, var = mean.mean(0), mean.var(0, unbiased=False)
-            with torch.no_grad():
-                self.running_mean.lerp_(mu.detach(), self.momentum)
-                self.running_var.lerp_(var.detach(), self.momentum)
-        else:
-            mu, var = self.running_mean, self.running_var
-        var = var + 1e-6
-        mean, logvar = (mean - mu) / var.sqrt(), logvar - var.log()
+        mean, logvar = standardize_posterior(mean, logvar, self.running_mean, self.running_var,
+                                             self.momentum, self.training)
         if self.latent_maps is not None and apply_maps:
             # The maps only act after training of the encoders (see ``MultiModalCRL``);
             # the log-variances keep referring to the latents before them.
