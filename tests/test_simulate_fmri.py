@@ -291,3 +291,24 @@ def test_crowded_field_of_view_still_places_every_roi():
     with pytest.raises(ValueError, match="n_rois"):
         simulate_fmri_rois(layout="random", resolution=4.0, bounding_box=((0, 8), (0, 8), (0, 8)), n_rois=16,
                            roi_size=(2, 2))
+
+
+def test_scenario_specs_are_consistent():
+    # Every scenario is a declarative spec; its fixed ROI indices exist at the smallest allowed n_rois.
+    from crl_neuro.datasets.fmri import _SCENARIO_SPECS, _SEPARATED_SEEDS
+
+    assert tuple(_SCENARIO_SPECS) == SCENARIOS
+    seed_names = {name for name, _ in _SEPARATED_SEEDS}
+    for name, spec in _SCENARIO_SPECS.items():
+        k = spec.min_rois
+        idx = [i for e in spec.forced_edges for i in e] + [i for i, _ in spec.fixed_auto]
+        idx += [i for i, _ in spec.fixed_innovation] + [i for e in spec.rewiring for i in e[:2]]
+        idx += list(spec.dag_excludes) + list(spec.driver_edge or ())
+        assert all(0 <= i < k for i in idx), name
+        assert bool(spec.pair_roles) == bool(spec.atlas_pair), name
+        assert len(spec.pair_roles) in (0, 2) and len(spec.atlas_pair) in (0, 2), name
+        assert spec.atlas_replaces is None or spec.atlas_replaces in seed_names, name
+        if spec.driver_edge is not None:
+            assert spec.driver_edge in spec.protected_edges, name
+        if spec.rewiring:
+            assert spec.min_runs >= 2, name  # the differing runs must leave some common runs

@@ -44,6 +44,7 @@ Scenarios
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from numbers import Real
 from typing import Any
@@ -54,8 +55,6 @@ from sklearn.utils import Bunch
 from crl_neuro.core.validation import check_choice, check_float, check_generator, check_int
 
 __all__ = ["simulate_fmri_rois", "draw_fmri_problem", "true_abstraction_error", "SCENARIOS"]
-
-SCENARIOS = ("separated", "coupled", "split_halves", "low_snr", "hrf")
 
 # Plausible cortical seed locations (MNI mm), far apart from each other.
 _SEPARATED_SEEDS = [
@@ -76,6 +75,130 @@ _COUPLED_PAIR = [
 # One region split into halves for "split_halves": left intraparietal lobule.
 _SPLIT_REGION = ("L intraparietal", (-34.0, -56.0, 46.0))
 _SPLIT_OFFSET_MM = 10.0  # half-distance between the two half-seeds (anterior/posterior)
+_SPLIT_HALVES = [
+    (f"{_SPLIT_REGION[0]} (anterior half)", tuple(np.asarray(_SPLIT_REGION[1]) + [0.0, _SPLIT_OFFSET_MM, 0.0])),
+    (f"{_SPLIT_REGION[0]} (posterior half)", tuple(np.asarray(_SPLIT_REGION[1]) - [0.0, _SPLIT_OFFSET_MM, 0.0])),
+]
+
+
+@dataclass(frozen=True)
+class _ScenarioSpec:
+    """What one ``scenario`` of :func:`simulate_fmri_rois` means, as data.
+
+    ROI indices are 0-based. In ``fixed_weights`` and ``protected_edges`` a negative
+    index counts from the last ROI and entries naming an ROI the problem does not have
+    (index >= ``n_rois``) are skipped; the other indices must exist for every
+    ``n_rois >= min_rois``.
+
+    Attributes
+    ----------
+    snr : float
+        Voxel SNR when ``snr=None``.
+    hrf : bool
+        The scenario is about HRF-convolved signals: ``hrf=None`` means True and
+        ``hrf=False`` is an error. Otherwise ``hrf=None`` means False.
+    min_runs, min_runs_reason : int, str
+        Fewest runs the scenario needs, and why (part of the error message).
+    min_rois : int
+        Fewest ROIs.
+    pair_roles : tuple of str
+        Non-empty: ROIs 1 and 2 form an adjacent (border-sharing) pair; the roles
+        tag their names with ``layout="random"``.
+    atlas_pair, atlas_replaces : list of (name, MNI mm), str or None
+        ``layout="atlas"``: seeds of the pair, placed first, and the name of the
+        separated seed they replace.
+    dag_excludes : tuple of int
+        ROIs left out of the random DAG (their inputs are fixed below).
+    forced_edges : tuple of (i, j)
+        Edges added to the random DAG before its weights are drawn.
+    fixed_weights, fixed_auto, fixed_innovation : tuples of (i, j, w), (i, a), (i, s)
+        Weights, autoregressions and innovation scales set after the random draw,
+        in this order.
+    protected_edges : tuple of (i, j)
+        Edges that never change across runs (except as below) and are never
+        instantaneous.
+    driver_edge : (i, j) or None
+        The strong driver -> driven link: it weakens linearly to 70 % over the runs,
+        ``coupling_correlation`` tunes it and ``truth.coupling_correlation`` reports
+        the latent correlation of its two ROIs.
+    rewiring : tuple of (i, j, w)
+        Lagged weights set in the differing runs (the last ``max(1, n_runs // 3)``);
+        empty: no differing runs.
+    """
+
+    snr: float = 1.0
+    hrf: bool = False
+    min_runs: int = 1
+    min_runs_reason: str = ""
+    min_rois: int = 2
+    pair_roles: tuple[str, ...] = ()
+    atlas_pair: tuple[tuple[str, tuple[float, float, float]], ...] = ()
+    atlas_replaces: str | None = None
+    dag_excludes: tuple[int, ...] = ()
+    forced_edges: tuple[tuple[int, int], ...] = ()
+    fixed_weights: tuple[tuple[int, int, float], ...] = ()
+    fixed_auto: tuple[tuple[int, float], ...] = ()
+    fixed_innovation: tuple[tuple[int, float], ...] = ()
+    protected_edges: tuple[tuple[int, int], ...] = ()
+    driver_edge: tuple[int, int] | None = None
+    rewiring: tuple[tuple[int, int, float], ...] = ()
+
+
+_SCENARIO_SPECS: dict[str, _ScenarioSpec] = {
+    "separated": _ScenarioSpec(),
+    "coupled": _ScenarioSpec(
+        min_rois=3,
+        pair_roles=("driver", "driven"),
+        atlas_pair=tuple(_COUPLED_PAIR),
+        atlas_replaces="L primary motor",
+        # 0 (cause) -> 1 (effect) strong; cause slow; both have distinct effects elsewhere.
+        dag_excludes=(1,),
+        forced_edges=((0, 1),),
+        # the effect has its own effect (not shared with the cause), with >= 4 ROIs
+        fixed_weights=((0, 1, 0.9), (1, 3, 0.45), (0, 3, 0.0)),
+        fixed_auto=((0, 0.9), (1, 0.2)),
+        fixed_innovation=((1, 0.3),),
+        protected_edges=((0, 1),),
+        driver_edge=(0, 1),
+    ),
+    "split_halves": _ScenarioSpec(
+        min_runs=2,
+        min_runs_reason="the halves differ only in some runs",
+        min_rois=4,
+        pair_roles=("half A", "half B"),
+        atlas_pair=tuple(_SPLIT_HALVES),
+        atlas_replaces="R intraparietal sulcus",
+        # 0, 1 halves; 2 drives both halves in the "same" runs; 3 drives half 1 in the
+        # differing runs.
+        dag_excludes=(0, 1),
+        fixed_weights=(
+            (2, 0, 0.8),
+            (2, 1, 0.8),
+            # The anterior half alone drives the last ROI: the halves have different effects,
+            # so merging them is not an exact abstraction (even in the runs where they look alike).
+            (0, -1, 0.45),
+            # ROI 4 closely follows ROI 3 (one TR later), so the halves stay correlated even
+            # in the runs where their inputs differ: only lagged/innovation information and
+            # the change across runs separate them, not the correlation.
+            (2, 3, 0.8),
+        ),
+        fixed_auto=((3, 0.3), (0, 0.5), (1, 0.5)),
+        fixed_innovation=((3, 0.35), (0, 0.2), (1, 0.2)),
+        protected_edges=((2, 0), (2, 1), (2, 3), (0, -1)),
+        # half 2 loses the common input ... and is driven by ROI 4 instead
+        rewiring=((2, 1, 0.0), (3, 1, 0.8)),
+    ),
+    "low_snr": _ScenarioSpec(snr=0.1),
+    "hrf": _ScenarioSpec(hrf=True),
+}
+SCENARIOS = tuple(_SCENARIO_SPECS)
+
+
+def _roi_index(i: int, n_rois: int) -> int | None:
+    """Spec index -> ROI index (negative counts from the end; None when out of range)."""
+    if i < 0:
+        i += n_rois
+    return i if 0 <= i < n_rois else None
 
 _MAX_SPECTRAL_RADIUS = 0.95
 _BURN_IN = 100
@@ -324,21 +447,25 @@ def _double_gamma_hrf(t_r: float, peak: float, dispersion: float, undershoot: fl
     return h / np.sqrt(np.sum(h**2))
 
 
-def _match_coupling(A: np.ndarray, M: np.ndarray, innov: np.ndarray, target: float) -> float:
-    """Weight of the edge ROI 1 -> ROI 2 that gives their latent signals correlation ``target``.
+def _match_coupling(
+    A: np.ndarray, M: np.ndarray, innov: np.ndarray, target: float, edge: tuple[int, int] = (0, 1)
+) -> float:
+    """Weight of the edge ``i -> j`` (``edge``) that gives their latent signals correlation ``target``.
 
     Bisection on the stationary correlation of ``z_t = (z_{t-1} A + e_t) M`` (``M`` the
     instantaneous mixing); the matrix is stabilised as in the simulation.
     """
     from scipy import linalg
 
+    i, j = edge
+
     def corr(c):
         B = A.copy()
-        B[0, 1] = c
+        B[i, j] = c
         T = _stabilise(B, M) @ M
         Q = M.T @ np.diag(innov**2) @ M
         S = linalg.solve_discrete_lyapunov(T.T, Q)
-        return S[0, 1] / np.sqrt(S[0, 0] * S[1, 1])
+        return S[i, j] / np.sqrt(S[i, i] * S[j, j])
 
     lo, hi = 0.0, 3.0
     if corr(hi) < target:
@@ -548,9 +675,10 @@ def simulate_fmri_rois(
     """
     # ---------------------------------------------------------------- validation
     check_choice(scenario, "scenario", SCENARIOS)
+    spec = _SCENARIO_SPECS[scenario]
     n_runs = check_int(n_runs, "n_runs", min_value=1, max_value=100)
-    if scenario == "split_halves" and n_runs < 2:
-        raise ValueError("n_runs must be >= 2 for scenario='split_halves' (the halves differ only in some runs)")
+    if n_runs < spec.min_runs:
+        raise ValueError(f"n_runs must be >= {spec.min_runs} for scenario={scenario!r} ({spec.min_runs_reason})")
     if isinstance(n_timepoints, (list, tuple, np.ndarray)):
         if len(n_timepoints) != n_runs:
             raise ValueError(f"n_timepoints must be an int or have one entry per run ({n_runs}), got {len(n_timepoints)}")
@@ -559,22 +687,22 @@ def simulate_fmri_rois(
         lengths = [check_int(n_timepoints, "n_timepoints", min_value=20)] * n_runs
     t_r = check_float(t_r, "t_r", min_value=0.0, inclusive=False)
     if snr is None:
-        snr = 0.1 if scenario == "low_snr" else 1.0
+        snr = spec.snr
     if isinstance(snr, bool) or not isinstance(snr, Real):
         raise TypeError(f"snr must be a positive number (or numpy.inf), got {type(snr).__name__}")
     snr = float(snr)
     if np.isnan(snr) or snr <= 0:
         raise ValueError(f"snr must be > 0 (numpy.inf for no noise), got {snr}")
     if hrf is None:
-        hrf = scenario == "hrf"
+        hrf = spec.hrf
     if not isinstance(hrf, (bool, np.bool_)):
         raise TypeError(f"hrf must be a bool or None, got {type(hrf).__name__}")
     hrf = bool(hrf)
-    if scenario == "hrf" and not hrf:
-        raise ValueError("hrf=False contradicts scenario='hrf'; use scenario='separated' for no HRF")
+    if spec.hrf and not hrf:
+        raise ValueError(f"hrf=False contradicts scenario={scenario!r}; use scenario='separated' for no HRF")
     resolution = check_float(resolution, "resolution", min_value=2.0, max_value=12.0)
     layout = check_choice(layout, "layout", ("atlas", "random"))
-    min_rois = {"coupled": 3, "split_halves": 4}.get(scenario, 2)
+    min_rois = spec.min_rois
     max_rois = 8 if layout == "atlas" else 16
     n_rois = 5 if n_rois is None else check_int(n_rois, "n_rois", min_value=min_rois, max_value=max_rois)
     if roi_size is None:
@@ -594,8 +722,9 @@ def simulate_fmri_rois(
         raise ValueError("hrf_variability > 0 needs hrf=True (region-specific HRFs)")
     instantaneous = check_float(instantaneous, "instantaneous", min_value=0.0, max_value=1.0)
     if coupling_correlation is not None:
-        if scenario != "coupled":
-            raise ValueError("coupling_correlation applies to scenario='coupled' only")
+        if spec.driver_edge is None:
+            tunable = " or ".join(f"scenario={name!r}" for name, sp in _SCENARIO_SPECS.items() if sp.driver_edge)
+            raise ValueError(f"coupling_correlation applies to {tunable} only")
         coupling_correlation = check_float(coupling_correlation, "coupling_correlation", 0.0, 1.0, inclusive=False)
     drift = check_float(drift, "drift", min_value=0.0)
     motion = check_float(motion, "motion", min_value=0.0, max_value=10.0)
@@ -611,22 +740,9 @@ def simulate_fmri_rois(
     else:
         mask, affine = mask.copy(), affine.copy()
     taken = np.zeros(mask.shape, dtype=bool)
-    pair = scenario in ("coupled", "split_halves")
     if layout == "atlas":
-        sep = list(_SEPARATED_SEEDS)
-        if scenario == "coupled":
-            special = list(_COUPLED_PAIR)
-            others = [s for s in sep if s[0] != "L primary motor"]
-        elif scenario == "split_halves":
-            name, c = _SPLIT_REGION
-            c = np.asarray(c)
-            special = [
-                (f"{name} (anterior half)", tuple(c + [0.0, _SPLIT_OFFSET_MM, 0.0])),
-                (f"{name} (posterior half)", tuple(c - [0.0, _SPLIT_OFFSET_MM, 0.0])),
-            ]
-            others = [s for s in sep if s[0] != "R intraparietal sulcus"]
-        else:
-            special, others = [], sep
+        special = list(spec.atlas_pair)
+        others = [s for s in _SEPARATED_SEEDS if s[0] != spec.atlas_replaces]
         seeds = (special + others)[:n_rois]
         sizes = [lo_size] * n_rois if lo_size == hi_size else [int(v) for v in rng.integers(lo_size, hi_size + 1, n_rois)]
     else:
@@ -636,8 +752,8 @@ def simulate_fmri_rois(
                 f"the ROIs ({sum(sizes)} voxels) do not fit in the field of view ({int(mask.sum())} brain voxels); "
                 "lower roi_size or n_rois, or enlarge bounding_box"
             )
-        pts = _random_seeds(rng, mask, affine, sizes, 2 if pair else 0, resolution)
-        role = {"coupled": ("driver", "driven"), "split_halves": ("half A", "half B")}.get(scenario, ())
+        role = spec.pair_roles
+        pts = _random_seeds(rng, mask, affine, sizes, 2 if role else 0, resolution)
         seeds = []
         for k, p in enumerate(pts):
             tag = f" ({role[k]})" if k < len(role) else ""
@@ -659,46 +775,28 @@ def simulate_fmri_rois(
     base = np.zeros((K, K))
     auto = rng.uniform(0.5, 0.8, size=K)
     innov_base = rng.uniform(0.8, 1.2, size=K)
+    def at(*idx: int) -> tuple[int, ...] | None:  # spec indices -> ROI indices (None: no such ROI)
+        out = tuple(_roi_index(i, K) for i in idx)
+        return None if None in out else out
+
     differing_runs: list[int] = []
-    if scenario == "coupled":
-        # 0 (cause) -> 1 (effect) strong; cause slow; both have distinct effects elsewhere.
-        rest = list(range(2, K))
-        adj = _random_dag(rng, [0] + rest, K)
-        adj[0, 1] = True
-        base[adj] = rng.uniform(0.3, 0.5, size=adj.sum()) * rng.choice([-1.0, 1.0], size=adj.sum(), p=[0.3, 0.7])
-        base[0, 1] = 0.9
-        if K >= 4:
-            base[1, 3] = 0.45  # the effect has its own effect (not shared with the cause)
-            base[0, 3] = 0.0
-        auto[0], auto[1] = 0.9, 0.2
-        innov_base[1] = 0.3
-    elif scenario == "split_halves":
-        # 0, 1 halves; 2 drives both halves in the "same" runs; 3 drives half 1 in the differing runs.
-        rest = list(range(2, K))
-        adj = _random_dag(rng, rest, K)
-        base[adj] = rng.uniform(0.3, 0.5, size=adj.sum()) * rng.choice([-1.0, 1.0], size=adj.sum(), p=[0.3, 0.7])
-        base[2, 0] = base[2, 1] = 0.8
-        # The anterior half alone drives the last ROI: the halves have different effects,
-        # so merging them is not an exact abstraction (even in the runs where they look alike).
-        base[0, K - 1] = 0.45
-        # ROI 4 closely follows ROI 3 (one TR later), so the halves stay correlated even
-        # in the runs where their inputs differ: only lagged/innovation information and
-        # the change across runs separate them, not the correlation.
-        base[2, 3] = 0.8
-        auto[3] = 0.3
-        innov_base[3] = 0.35
-        auto[0] = auto[1] = 0.5
-        innov_base[0] = innov_base[1] = 0.2
+    if spec.rewiring:
         n_diff = max(1, n_runs // 3)
         differing_runs = list(range(n_runs - n_diff, n_runs))
-    else:
-        adj = _random_dag(rng, list(range(K)), K)
-        base[adj] = rng.uniform(0.3, 0.5, size=adj.sum()) * rng.choice([-1.0, 1.0], size=adj.sum(), p=[0.3, 0.7])
+    adj = _random_dag(rng, [k for k in range(K) if k not in spec.dag_excludes], K)
+    for i, j in spec.forced_edges:
+        adj[i, j] = True
+    base[adj] = rng.uniform(0.3, 0.5, size=adj.sum()) * rng.choice([-1.0, 1.0], size=adj.sum(), p=[0.3, 0.7])
+    for i, j, w in spec.fixed_weights:
+        if (ij := at(i, j)) is not None:
+            base[ij] = w
+    for i, a in spec.fixed_auto:
+        auto[i] = a
+    for i, sd in spec.fixed_innovation:
+        innov_base[i] = sd
 
     edges = np.argwhere(base != 0)
-    protected = {(0, 1)} if scenario == "coupled" else set()
-    if scenario == "split_halves":
-        protected = {(2, 0), (2, 1), (2, 3), (0, K - 1)}
+    protected = {ij for i, j in spec.protected_edges if (ij := at(i, j)) is not None}
     # Changing edges: about 40 % of the others (at least one), per-run strength
     # factors and, when n_runs >= 2, switched off in one run.
     candidates = [tuple(e) for e in edges if tuple(e) not in protected]
@@ -710,12 +808,12 @@ def simulate_fmri_rois(
         for e in changing:
             A[:, e[0], e[1]] *= rng.uniform(0.5, 1.5, size=n_runs)
             A[int(rng.integers(n_runs)), e[0], e[1]] = 0.0
-        if scenario == "coupled":
-            A[:, 0, 1] = base[0, 1] * np.linspace(1.0, 0.7, n_runs)  # coupling weakens across runs
-        if scenario == "split_halves":
-            for r in differing_runs:
-                A[r, 2, 1] = 0.0  # half 2 loses the common input ...
-                A[r, 3, 1] = 0.8  # ... and is driven by ROI 4 instead
+        if spec.driver_edge is not None:
+            i, j = spec.driver_edge
+            A[:, i, j] = base[i, j] * np.linspace(1.0, 0.7, n_runs)  # coupling weakens across runs
+        for r in differing_runs:
+            for i, j, w in spec.rewiring:
+                A[r, i, j] = w
     # Same-volume links: a random share of the non-protected edges (all drawn from a
     # DAG, so the instantaneous part is acyclic).
     inst_edges = np.zeros((K, K), dtype=bool)
@@ -730,8 +828,9 @@ def simulate_fmri_rois(
     if coupling_correlation is not None:
         A0 = A[0].copy()
         A0[np.diag_indices(K)] = auto
-        c = _match_coupling(A0, Ms[0], innovation_std[0], coupling_correlation)
-        A[:, 0, 1] = c * (np.linspace(1.0, 0.7, n_runs) if n_runs >= 2 else 1.0)
+        i, j = spec.driver_edge
+        c = _match_coupling(A0, Ms[0], innovation_std[0], coupling_correlation, edge=(i, j))
+        A[:, i, j] = c * (np.linspace(1.0, 0.7, n_runs) if n_runs >= 2 else 1.0)
     for r in range(n_runs):
         A[r][np.diag_indices(K)] = auto
         A[r] = _stabilise(A[r], Ms[r])
@@ -745,13 +844,14 @@ def simulate_fmri_rois(
         changing_edges[np.diag_indices(K)] = False
     roi_graph = np.where(run_graphs.any(0), np.abs(A + Binst).mean(0), 0.0)
     coupling_corr = None
-    if scenario == "coupled":
+    if spec.driver_edge is not None:
         from crl_neuro.core.abstraction import stationary_covariance
 
+        i, j = spec.driver_edge
         coupling_corr = []
         for r in range(n_runs):
             S = stationary_covariance(A[r] @ Ms[r], Ms[r].T @ np.diag(innovation_std[r] ** 2) @ Ms[r])
-            coupling_corr.append(float(S[0, 1] / np.sqrt(S[0, 0] * S[1, 1])))
+            coupling_corr.append(float(S[i, j] / np.sqrt(S[i, i] * S[j, j])))
 
     # ---------------------------------------------------------------- latent dynamics
     hrf_kernel, hrf_kernels = None, None

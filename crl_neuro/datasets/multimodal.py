@@ -8,7 +8,8 @@ mixing function.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
@@ -19,21 +20,35 @@ from crl_neuro.datasets._noise import unit_variance_noise
 
 __all__ = ["draw_multimodal_problem", "simulate_multimodal", "structurally_identifiable"]
 
+
+@dataclass(frozen=True)
+class _LinkSpec:
+    """One link function of the latent SEM, as data.
+
+    ``g(u, a)`` is the link of strength ``a``; it is monotone on the real line iff
+    ``a <= monotone_up_to`` (``a >= 0``; ``inf``: for every strength).
+    """
+
+    g: Callable[[np.ndarray, float], np.ndarray]
+    monotone_up_to: float
+
+
+_LINK_SPECS: dict[str, _LinkSpec] = {
+    "tanh": _LinkSpec(lambda u, a: u + a * np.tanh(2.0 * u) / 2.0, np.inf),
+    "signed_square": _LinkSpec(lambda u, a: u + a * u * np.abs(u) / 2.0, np.inf),
+    "quadratic": _LinkSpec(lambda u, a: u + a * (u**2 - 1.0) / 2.0, 0.0),  # turns at u = -1 / a
+    "sine": _LinkSpec(lambda u, a: u + a * np.sin(2.0 * u) / 2.0, 1.0),
+}
+
 #: Link functions ``g(u)`` of a cause in the latent SEM (``a`` = ``nonlinearity``).
-LINKS = ("tanh", "signed_square", "quadratic", "sine")
+LINKS = tuple(_LINK_SPECS)
 #: Laws of the exogenous noises of the latent SEM (all with zero mean and unit variance).
 INNOVATIONS = ("gaussian", "laplace", "uniform", "student", "bimodal")
 
 
 def _link(u: np.ndarray, link: str, a: float) -> np.ndarray:
     """Apply the link function ``link`` with strength ``a`` to the cause values ``u``."""
-    if link == "tanh":
-        return u + a * np.tanh(2.0 * u) / 2.0
-    if link == "signed_square":
-        return u + a * u * np.abs(u) / 2.0
-    if link == "quadratic":
-        return u + a * (u**2 - 1.0) / 2.0
-    return u + a * np.sin(2.0 * u) / 2.0  # sine
+    return _LINK_SPECS[link].g(u, a)
 
 
 def link_is_monotone(link: str, nonlinearity: float) -> bool:
@@ -57,11 +72,7 @@ def link_is_monotone(link: str, nonlinearity: float) -> bool:
     """
     link = check_choice(link, "link", LINKS)
     a = check_float(nonlinearity, "nonlinearity", min_value=0.0)
-    if link == "quadratic":
-        return a == 0
-    if link == "sine":
-        return a <= 1
-    return True
+    return bool(a <= _LINK_SPECS[link].monotone_up_to)
 
 
 def _edge_weights(
