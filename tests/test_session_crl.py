@@ -370,10 +370,22 @@ def test_refinement_that_splits_a_source_is_rejected(sim, fitted, monkeypatch):
         return res
 
     monkeypatch.setattr(session_crl, "fit_joint_sparse", splitting)
+    real_music, starts = session_crl._rap_music, []
+
+    def spy(*args, **kw):
+        out = real_music(*args, **kw)
+        starts.append(out[0])
+        return out
+
+    monkeypatch.setattr(session_crl, "_rap_music", spy)
     est = SessionCRL(4, noise_cov=sim.noise_cov, random_state=0).fit(sim.raws, forward=sim.forward)
     assert calls == [True, False]  # refined, then rejected and re-estimated on the start
     assert est.refined_ is False
     assert est.pattern_correlation_.max() <= 0.8
+    # The sources are the start's dipoles, and so are their locations.
+    np.testing.assert_array_equal(est.source_vertices_, starts[0])
+    np.testing.assert_allclose(est.source_pos_, sim.forward["source_rr"][starts[0]])
+    assert np.all((est.source_gof_ > 50) & (est.source_gof_ <= 100))
     # The start alone still finds the sources (within 2 cm on this easy problem).
     assert localization_error(sim.truth.pos, est.source_pos_) < 20.0
 
@@ -449,10 +461,11 @@ def test_localize_continuous_dipole_fit(meg_sim):
     est = SessionCRL(3, noise_cov=sim.noise_cov, random_state=0, verbose=False)
     est.fit(sim.raws, forward=sim.forward)
     err_scan = localization_error(sim.truth.pos, est.source_pos_)
-    grid_pos = est.source_pos_.copy()
+    grid_pos, grid_gof = est.source_pos_.copy(), est.source_gof_.copy()
     dip = est.localize(sim.forward, bem=sim.truth.nominal_sphere)
     err_fit = localization_error(sim.truth.pos, est.source_pos_)
     assert err_fit <= 6.0 and err_fit < err_scan
+    assert np.all(est.source_gof_ >= grid_gof)  # never a worse fit of the pattern than the scan
     assert isinstance(dip, mne.Dipole) and est.dipoles_ is dip and len(dip.pos) == 3
     np.testing.assert_allclose(np.linalg.norm(est.source_ori_, axis=1), 1.0)
     assert np.all((est.source_gof_ > 0) & (est.source_gof_ <= 100))

@@ -147,6 +147,20 @@ def _scan(gain_w: np.ndarray, patterns_w: np.ndarray, n_ori: int) -> tuple[np.nd
     return best, np.clip(sc, 0.0, 1.0), coef, amp
 
 
+def _dipoles_at(gain_w: np.ndarray, patterns_w: np.ndarray, locs: np.ndarray,
+                n_ori: int) -> tuple[np.ndarray, ...]:
+    """As :func:`_scan`, but pattern ``j`` is placed at location ``locs[j]`` (its orientation,
+    subspace correlation and amplitude are fitted there)."""
+    locs = np.asarray(locs, int)
+    sc, amp = np.empty(len(locs)), np.empty(len(locs))
+    coef = np.empty((len(locs), n_ori))
+    for j, s in enumerate(locs):
+        g = gain_w[:, s * n_ori:(s + 1) * n_ori]
+        _, sc_j, coef_j, amp_j = _scan(g, patterns_w[:, [j]], n_ori)
+        sc[j], coef[j], amp[j] = sc_j[0], coef_j[0], amp_j[0]
+    return locs, sc, coef, amp
+
+
 def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_ori: int,
                max_corr: float | None = None) -> tuple:
     """Recursively applied MUSIC on an orthonormal signal subspace (whitened space).
