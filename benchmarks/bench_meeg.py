@@ -64,18 +64,18 @@ On MEG, SessionCRL localises like RAP-MUSIC on average (one problem worse: 13.7 
 10.4 mm), with the same time courses, and adds a better network and its changes.
 
 Same 20 problems (2026-12-06, ``--sensors meg --methods RAP-MUSIC "crl_neuro
-SessionCRL" "SessionCRL+dipole fit"``, one run per orientation; fit times on a
-2-core machine shared with other jobs). ``--orientation free`` gives every method the
+SessionCRL" "SessionCRL+dipole fit"``, one run per orientation, 82 s and 134 s; fit
+times on a 2-core machine shared with other jobs). ``--orientation free`` gives every method the
 free-orientation nominal forward (three orientations per cortical location; the data
 are unchanged)::
 
     orientation  method                 loc mm mean / worst   MCC   network F1  changing F1  fit s
-    fixed        RAP-MUSIC                 6.2 / 10.4         0.92     0.74        0.47       1.49
-    fixed        crl_neuro SessionCRL      6.3 / 13.7         0.92     0.91        0.75       0.36
-    fixed        SessionCRL+dipole fit     4.2 /  7.1         0.92     0.91        0.75       0.69
-    free         RAP-MUSIC                 4.6 /  8.2         0.94     0.77        0.53       3.12
-    free         crl_neuro SessionCRL      4.5 /  8.2         0.94     0.97        0.72       1.02
-    free         SessionCRL+dipole fit     4.1 /  6.9         0.94     0.97        0.72       1.37
+    fixed        RAP-MUSIC                 6.2 / 10.4         0.92     0.74        0.47       1.10
+    fixed        crl_neuro SessionCRL      6.3 / 13.7         0.92     0.91        0.75       0.30
+    fixed        SessionCRL+dipole fit     4.2 /  7.1         0.92     0.91        0.75       0.55
+    free         RAP-MUSIC                 4.6 /  8.2         0.94     0.77        0.53       2.03
+    free         crl_neuro SessionCRL      4.5 /  8.2         0.94     0.97        0.72       0.80
+    free         SessionCRL+dipole fit     4.1 /  6.9         0.94     0.97        0.72       1.13
 
 Before (main at 7abc87f), SessionCRL with free orientation on MEG was at 38.8 / 69.0
 mm, MCC 0.66: in a spherical head the radial dipole is silent, and the scans gave its
