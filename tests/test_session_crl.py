@@ -370,10 +370,22 @@ def test_refinement_that_splits_a_source_is_rejected(sim, fitted, monkeypatch):
         return res
 
     monkeypatch.setattr(session_crl, "fit_joint_sparse", splitting)
+    real_music, starts = session_crl._rap_music, []
+
+    def spy(*args, **kw):
+        out = real_music(*args, **kw)
+        starts.append(out[0])
+        return out
+
+    monkeypatch.setattr(session_crl, "_rap_music", spy)
     est = SessionCRL(4, noise_cov=sim.noise_cov, random_state=0).fit(sim.raws, forward=sim.forward)
     assert calls == [True, False]  # refined, then rejected and re-estimated on the start
     assert est.refined_ is False
     assert est.pattern_correlation_.max() <= 0.8
+    # The sources are the start's dipoles, and so are their locations.
+    np.testing.assert_array_equal(est.source_vertices_, starts[0])
+    np.testing.assert_allclose(est.source_pos_, sim.forward["source_rr"][starts[0]])
+    assert np.all((est.source_gof_ > 50) & (est.source_gof_ <= 100))
     # The start alone still finds the sources (within 2 cm on this easy problem).
     assert localization_error(sim.truth.pos, est.source_pos_) < 20.0
 
@@ -402,3 +414,62 @@ def test_power_changes_are_not_changing_edges():
                       np.concatenate([est.transform(r) for r in sim.raws], 1).T, return_details=True)
     chg = est.changing_edges_[np.ix_(match, match)]
     assert chg[1, 2] and not chg[0, 1], chg
+
+
+def test_silent_orientation_is_not_a_direction():
+    """In a spherical head the radial MEG dipole is silent: its leadfield column is
+    rounding noise. The scan and RAP-MUSIC must not treat that noise as a third
+    orientation (a QR basis normalises it to full weight)."""
+    from crl_neuro.meeg.localization import _rap_music, _scan
+
+    rng = np.random.default_rng(0)
+    e = np.eye(10)
+    g1 = e[:, 2] + 0.5 * e[:, 3]  # the true source's (visible) leadfield
+    a = g1 + 0.6 * e[:, 4]  # its pattern, with some head-model error
+    # location 0: two visible orientations far from the pattern, and a silent one
+    # whose rounding noise happens to point along the pattern
+    loc0 = np.c_[e[:, 0], e[:, 1], 1e-20 * a / np.linalg.norm(a) + 1e-24 * rng.normal(size=10)]
+    loc1 = np.c_[g1, e[:, 5], e[:, 6]]
+    gain = np.c_[loc0, loc1]
+    best, sc, coef, _amp = _scan(gain, a[:, None], 3)
+    assert best.tolist() == [1]
+    assert abs(coef[0, 0]) > 0.99 and sc[0] < 1.0
+    basis = (a / np.linalg.norm(a))[:, None]
+    assert _rap_music(gain, basis, 1, 3)[0].tolist() == [1]
+
+
+@pytest.fixture(scope="module")
+def meg_sim():
+    return simulate_meeg_sessions(n_sources=3, n_sessions=4, duration=30.0, snr=10.0, sensors="meg",
+                                  random_state=0)
+
+
+def test_free_orientation_meg_sphere(meg_sim):
+    sim = meg_sim
+    fwd_free = mne.make_forward_solution(sim.info, None, sim.forward["src"], sim.truth.nominal_sphere,
+                                         meg=True, eeg=False, verbose=False)
+    loc = scan_leadfield(fwd_free, sim.truth.patterns, info=sim.info, noise_cov=sim.noise_cov)
+    assert localization_error(sim.truth.pos, loc.pos) <= 8.0
+    est = SessionCRL(3, noise_cov=sim.noise_cov, random_state=0, verbose=False)
+    est.fit(sim.raws, forward=fwd_free)
+    assert localization_error(sim.truth.pos, est.source_pos_) <= 8.0
+
+
+def test_localize_continuous_dipole_fit(meg_sim):
+    """Off-grid sources: a continuous fit of the patterns beats the grid scan."""
+    sim = meg_sim
+    est = SessionCRL(3, noise_cov=sim.noise_cov, random_state=0, verbose=False)
+    est.fit(sim.raws, forward=sim.forward)
+    err_scan = localization_error(sim.truth.pos, est.source_pos_)
+    grid_pos, grid_gof = est.source_pos_.copy(), est.source_gof_.copy()
+    dip = est.localize(sim.forward, bem=sim.truth.nominal_sphere)
+    err_fit = localization_error(sim.truth.pos, est.source_pos_)
+    assert err_fit <= 6.0 and err_fit < err_scan
+    assert np.all(est.source_gof_ >= grid_gof)  # never a worse fit of the pattern than the scan
+    assert isinstance(dip, mne.Dipole) and est.dipoles_ is dip and len(dip.pos) == 3
+    np.testing.assert_allclose(np.linalg.norm(est.source_ori_, axis=1), 1.0)
+    assert np.all((est.source_gof_ > 0) & (est.source_gof_ <= 100))
+    nearest = np.linalg.norm(sim.forward["source_rr"][None] - est.source_pos_[:, None], axis=-1).argmin(1)
+    np.testing.assert_array_equal(est.source_vertices_, nearest)
+    est.localize(sim.forward)  # without bem: back to the grid scan
+    np.testing.assert_allclose(est.source_pos_, grid_pos)

@@ -20,6 +20,10 @@ from sklearn.utils import Bunch
 
 __all__ = ["scan_leadfield"]
 
+# Orientations whose leadfield singular value is below this fraction of a location's
+# largest are treated as silent (MNE's rap_music uses the same 1e-6).
+_ORI_RTOL = 1e-6
+
 
 def _check_forward(forward: Any, name: str = "forward") -> None:
     import mne
@@ -89,6 +93,25 @@ def _whitener_for(info: Any, ch_names: Sequence[str], noise_cov: Any) -> np.ndar
     return W
 
 
+def _ori_basis(G: np.ndarray, rtol: float = _ORI_RTOL) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal basis of each location's leadfield, without its silent orientations.
+
+    ``G`` (src, ch, n_ori). Returns ``Q`` (src, ch, n_ori), whose columns for
+    singular values below ``rtol`` times the location's largest are zero, and
+    ``to_coef`` (src, n_ori, n_ori) mapping coordinates ``v`` in ``Q`` to
+    orientation coefficients ``c`` with ``G[s] @ c = Q[s] @ v``. In a spherical
+    head the radial dipole is silent in MEG: its leadfield direction is rounding
+    noise, and a QR basis would give that noise full weight in the subspace
+    correlation (as :func:`mne.beamformer.rap_music` does, the rank is truncated).
+    """
+    U, sv, Vt = np.linalg.svd(G, full_matrices=False)
+    keep = sv > rtol * np.maximum(sv[:, :1], 1e-300)
+    Q = U * keep[:, None, :]
+    inv_sv = np.where(keep, 1.0 / np.where(keep, sv, 1.0), 0.0)
+    to_coef = np.swapaxes(Vt, 1, 2) * inv_sv[:, None, :]
+    return Q, to_coef
+
+
 def _scan(gain_w: np.ndarray, patterns_w: np.ndarray, n_ori: int) -> tuple[np.ndarray, ...]:
     """Best location for each whitened pattern.
 
@@ -106,14 +129,15 @@ def _scan(gain_w: np.ndarray, patterns_w: np.ndarray, n_ori: int) -> tuple[np.nd
         best = corr.argmax(axis=0)
         coef = np.ones((A.shape[1], 1))
     else:
-        # Orthonormal basis per location; subspace correlation = norm of the projection.
-        Q, R = np.linalg.qr(G)  # (src, ch, 3), (src, 3, 3)
+        # Orthonormal basis per location (the orientations the sensors see); subspace
+        # correlation = norm of the projection.
+        Q, to_coef = _ori_basis(G)  # (src, ch, 3), (src, 3, 3)
         proj = np.einsum("sco,cp->spo", Q, A)  # (src, n_patterns, 3)
         corr = np.linalg.norm(proj, axis=2)
         best = corr.argmax(axis=0)
         coef = np.empty((A.shape[1], 3))
         for j, s in enumerate(best):
-            c = np.linalg.lstsq(G[s], A[:, j], rcond=None)[0]
+            c = to_coef[s] @ proj[s, j]  # least-squares orientation within the visible ones
             coef[j] = c / max(np.linalg.norm(c), 1e-300)
     sc = corr[best, np.arange(A.shape[1])]
     amp = np.empty(A.shape[1])
@@ -121,6 +145,20 @@ def _scan(gain_w: np.ndarray, patterns_w: np.ndarray, n_ori: int) -> tuple[np.nd
         g = G[s] @ coef[j]
         amp[j] = float(g @ patterns_w[:, j]) / max(float(g @ g), 1e-300)
     return best, np.clip(sc, 0.0, 1.0), coef, amp
+
+
+def _dipoles_at(gain_w: np.ndarray, patterns_w: np.ndarray, locs: np.ndarray,
+                n_ori: int) -> tuple[np.ndarray, ...]:
+    """As :func:`_scan`, but pattern ``j`` is placed at location ``locs[j]`` (its orientation,
+    subspace correlation and amplitude are fitted there)."""
+    locs = np.asarray(locs, int)
+    sc, amp = np.empty(len(locs)), np.empty(len(locs))
+    coef = np.empty((len(locs), n_ori))
+    for j, s in enumerate(locs):
+        g = gain_w[:, s * n_ori:(s + 1) * n_ori]
+        _, sc_j, coef_j, amp_j = _scan(g, patterns_w[:, [j]], n_ori)
+        sc[j], coef[j], amp[j] = sc_j[0], coef_j[0], amp_j[0]
+    return locs, sc, coef, amp
 
 
 def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_ori: int,
@@ -134,14 +172,15 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
     TRAP-MUSIC, Makela et al. 2018). With ``max_corr``, a location whose
     leadfield, projected on the signal subspace, correlates above ``max_corr`` with
     a pattern already found (so projected) is not taken: two such sources would be
-    one generator split in two.
+    one generator split in two. With free orientation the location's leadfield is
+    taken in the orientation it would be given.
 
     Returns the location indices and the whitened dipole patterns (ch, n_sources).
     """
     n_ch = gain_w.shape[0]
     n_src = gain_w.shape[1] // n_ori
     G0 = gain_w.reshape(n_ch, n_src, n_ori).transpose(1, 0, 2)
-    if max_corr is not None:
+    if max_corr is not None and n_ori == 1:
         # Orthonormal basis of each location's leadfield in signal-subspace
         # coordinates (SVD: directions it does not reach are dropped).
         U_, sv_, _ = np.linalg.svd(np.einsum("ck,sco->sko", signal_basis, G0), full_matrices=False)
@@ -161,28 +200,37 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
             gn[gn < 1e-12 * gn.max()] = np.inf
             corr = np.linalg.norm(g @ U, axis=1) / gn
         else:
-            Q, R = np.linalg.qr(G)
+            Q, to_coef = _ori_basis(G)
             # Largest singular value of Q_s^T U = best subspace correlation over orientations.
             M = np.einsum("sco,ck->sok", Q, U)
-            sv, vecs = [], []
-            for i in range(n_src):
-                u_, s_, _ = np.linalg.svd(M[i], full_matrices=False)
-                sv.append(s_[0])
-                vecs.append(u_[:, 0])
-            corr = np.array(sv)
-            bad = np.abs(np.diagonal(R, axis1=1, axis2=2)).min(axis=1) < 1e-12 * np.abs(R).max()
-            corr[bad] = -np.inf
+            u_, s_, _ = np.linalg.svd(M, full_matrices=False)
+            corr = s_[:, 0]
+            vecs = u_[:, :, 0]
+            # Locations projected out entirely (a found source) have no basis left.
+            gmax = np.linalg.norm(G, axis=(1, 2))
+            corr[gmax < 1e-12 * gmax.max()] = -np.inf
         corr[locs] = -np.inf
         if max_corr is not None and pats:
-            alike = _too_alike(Qs, signal_basis, pats, max_corr)
+            if n_ori == 1:
+                alike = _too_alike(Qs, signal_basis, pats, max_corr)
+            else:
+                # The pattern a location would be given (its best orientation for the
+                # remaining subspace), not the best over all orientations: in a small
+                # signal subspace a location's 2-3 dimensional leadfield nearly always
+                # contains some direction close to a found pattern, which would exclude
+                # almost every location.
+                C = np.einsum("sop,sp->so", to_coef, vecs)
+                cand = np.einsum("ck,sco,so->sk", signal_basis, G0, C)[:, :, None]
+                cand /= np.maximum(np.linalg.norm(cand, axis=1, keepdims=True), 1e-300)
+                alike = _too_alike(cand, signal_basis, pats, max_corr)
             if np.isfinite(corr[~alike]).any():  # else keep the best, alike or not
                 corr[alike] = -np.inf
         s = int(corr.argmax())
         if n_ori == 1:
             pat = G0[s, :, 0]
         else:
-            # Orientation: Q_s v = G_s R_s^{-1} v.
-            c = np.linalg.lstsq(R[s], vecs[s], rcond=None)[0]
+            # Orientation: Q_s v = G_s c with c = to_coef_s v (projected leadfield).
+            c = to_coef[s] @ vecs[s]
             c /= max(np.linalg.norm(c), 1e-300)
             pat = G0[s] @ c
         locs.append(s)
