@@ -473,3 +473,56 @@ def test_localize_continuous_dipole_fit(meg_sim):
     np.testing.assert_array_equal(est.source_vertices_, nearest)
     est.localize(sim.forward)  # without bem: back to the grid scan
     np.testing.assert_allclose(est.source_pos_, grid_pos)
+
+
+def test_localization_prior_is_pluggable(sim, fitted, tmp_path):
+    """prior= takes the default LeadfieldPrior, None, or any object with penalty(context)."""
+    from crl_neuro.meeg.priors import LeadfieldPrior, PriorContext
+
+    def fit(prior):
+        return SessionCRL(4, noise_cov=sim.noise_cov, prior=prior, random_state=0).fit(
+            sim.raws, forward=sim.forward)
+
+    np.testing.assert_array_equal(fit(LeadfieldPrior()).filters_, fitted.filters_)
+
+    class Recording:  # a user's prior: here the default one, watched
+        def __init__(self):
+            self.calls, self.context = 0, None
+
+        def penalty(self, context):
+            self.context = context
+            inner = LeadfieldPrior().penalty(context)
+
+            def f(W):
+                self.calls += 1
+                return inner(W)
+
+            return f
+
+    rec = Recording()
+    est = fit(rec)
+    ctx = rec.context
+    assert isinstance(ctx, PriorContext) and rec.calls > 0
+    n_white = ctx.gain.shape[0]
+    assert ctx.reduce.shape == (4, n_white) and ctx.expand.shape == (n_white, 4)
+    np.testing.assert_allclose(ctx.reduce @ ctx.expand, np.eye(4), atol=1e-8)
+    assert ctx.start_locations.shape == (4,) and ctx.penalty_scale > 0
+    assert ctx.positions.shape == (ctx.gain.shape[1] // ctx.n_ori, 3)
+    np.testing.assert_array_equal(est.filters_, fitted.filters_)
+    # without a physics penalty the refinement is another fit
+    assert not np.array_equal(fit(None).filters_, fitted.filters_)
+
+    w = fit(LeadfieldPrior(weight=50.0, radius=0.01))
+    loaded = crl_neuro.load(w.save(tmp_path / "prior.crl"))
+    assert loaded.prior == LeadfieldPrior(weight=50.0, radius=0.01)
+    np.testing.assert_array_equal(loaded.filters_, w.filters_)
+    with pytest.raises(TypeError, match="prior"):
+        est.save(tmp_path / "custom.crl")
+    with pytest.raises(ValueError, match="prior"):
+        SessionCRL(2, noise_cov=sim.noise_cov, prior="beamformer").fit(sim.raws[:2])
+    with pytest.raises(TypeError, match="prior"):
+        SessionCRL(2, noise_cov=sim.noise_cov, prior=3).fit(sim.raws[:2])
+    with pytest.raises(ValueError, match="weight"):
+        LeadfieldPrior(weight=0)
+    with pytest.raises(ValueError, match="radius"):
+        LeadfieldPrior(radius=-1)

@@ -82,6 +82,7 @@ from crl_neuro.core.base import (
     use_log_level,
 )
 from crl_neuro.core.changes import mechanism_changes
+from crl_neuro.core.joint_sparse import _lambda_theory
 from crl_neuro.core.multidist import (
     effective_n,
     fit_joint_sparse,
@@ -95,6 +96,7 @@ from crl_neuro.core.validation import (
     check_random_state,
 )
 from crl_neuro.meeg import _io
+from crl_neuro.meeg.priors import LeadfieldPrior, PriorContext, check_prior
 from crl_neuro.meeg.localization import (
     _check_forward,
     _dipoles_at,
@@ -108,16 +110,12 @@ from crl_neuro.meeg.localization import (
 
 __all__ = ["SessionCRL"]
 
-# Weight of the leadfield prior relative to the theory penalty of the sparsity term.
-_PRIOR_WEIGHT = 100.0
 
 
 _DENOISE = True
 # Sources closer than this (m), or with whitened patterns more correlated, are flagged.
 _MIN_SOURCE_DISTANCE = 0.01
 _MAX_PATTERN_CORR = 0.8
-# Radius (m) around each RAP-MUSIC location within which the prior re-fits its dipole.
-_PRIOR_RADIUS = 0.02
 # A bootstrap source "reappears" when its whitened pattern matches the fitted one this well.
 _BOOT_MATCH_R = 0.9
 
@@ -226,6 +224,14 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         (see ``benchmarks/bench_meeg_changes.py``). With two sessions no edge is
         flagged: two covariances can always be diagonalised jointly, so a change
         of strength cannot be told from estimation error of the sources.
+    prior : "leadfield" | None | object
+        How the leadfield shapes the refinement when ``fit`` gets a forward (see
+        :mod:`crl_neuro.meeg.priors`): ``"leadfield"`` (default) is
+        :class:`~crl_neuro.meeg.priors.LeadfieldPrior` with its defaults (each filter is
+        kept off the other sources' dipole patterns, re-fitted within 2 cm of the
+        RAP-MUSIC start); ``None`` refines without a physics penalty; a
+        ``LeadfieldPrior(weight=..., radius=...)`` or any object with a
+        ``penalty(context)`` method is used as given. Ignored without a forward.
     %(random_state)s
     %(n_jobs)s
     %(verbose)s
@@ -345,6 +351,7 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         sparsity: Any = "auto",
         alpha: float = 0.05,
         min_change: float = 0.07,
+        prior: Any = "leadfield",
         random_state: Any = None,
         n_jobs: Any = None,
         verbose: Any = None,
@@ -355,6 +362,7 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         self.sparsity = sparsity
         self.alpha = alpha
         self.min_change = min_change
+        self.prior = prior
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -374,6 +382,7 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
             check_float(self.sparsity, "sparsity", min_value=0.0)
         check_float(self.alpha, "alpha", min_value=0.0, max_value=1.0, inclusive=False)
         check_float(self.min_change, "min_change", min_value=0.0, max_value=1.0)
+        check_prior(self.prior)
         check_n_jobs(self.n_jobs)
         check_random_state(self.random_state)
 
@@ -431,6 +440,7 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         from mne.utils import warn
 
         k = self.n_sources
+        prior_obj = check_prior(self.prior)
         noise_cov = self.noise_cov
         if noise_cov is None:
             warn("noise_cov is None: using an ad-hoc diagonal noise covariance (mne.make_ad_hoc_cov)")
@@ -481,9 +491,12 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
             locs0, pats0 = _rap_music(gain_w, E, k, n_ori, max_corr=_MAX_PATTERN_CORR)
             M0 = V @ pats0
             W0 = np.linalg.pinv(M0)
-            prior = self._make_prior(
-                gain_w, n_ori, V, Vpinv, n_eff, pi, locs0, _source_pos_head(forward)
-            )
+            if prior_obj is not None:
+                prior = prior_obj.penalty(PriorContext(
+                    gain=gain_w, n_ori=n_ori, positions=_source_pos_head(forward),
+                    start_locations=np.asarray(locs0), reduce=V, expand=Vpinv,
+                    penalty_scale=float(_lambda_theory(pi, n_eff, k)),
+                ))
         if _DENOISE and self.noise_cov is not None:
             covs = _subtract_noise(covs, V @ V.T)
         if forward is None:
@@ -593,39 +606,6 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
             warn(f"SessionCRL: sources {pairs} have whitened sensor patterns correlated above "
                  f"{_MAX_PATTERN_CORR} or lie within {1000 * _MIN_SOURCE_DISTANCE:.0f} mm of each "
                  "other: one generator may be split in two (try fewer n_sources)")
-
-    def _make_prior(self, gain_w, n_ori, V, Vpinv, n_eff, pi, locs0, pos):
-        """Quadratic penalties pulling each filter off the other sources' dipole patterns.
-
-        Each source's dipole is re-fitted at every step, but only within
-        ``_PRIOR_RADIUS`` of its RAP-MUSIC location: the refinement corrects
-        head-model error (a local effect) and must not let a pattern wander to
-        another brain region.
-        """
-        from crl_neuro.core.multidist import _lambda_theory
-
-        k = V.shape[0]
-        mu = _PRIOR_WEIGHT * _lambda_theory(pi, n_eff, k)
-        n_src = gain_w.shape[1] // n_ori
-        G = gain_w.reshape(gain_w.shape[0], n_src, n_ori)
-        cands = [np.nonzero(np.linalg.norm(pos - pos[s], axis=1) <= _PRIOR_RADIUS)[0] for s in locs0]
-
-        def prior(W: np.ndarray) -> np.ndarray:
-            mix_w = Vpinv @ np.linalg.inv(W)
-            cols = []
-            for j, cand in enumerate(cands):
-                Gj = G[:, cand, :].reshape(G.shape[0], -1)
-                b, _sc, coef, _amp = _scan(Gj, mix_w[:, [j]], n_ori)
-                cols.append(G[:, cand[b[0]], :] @ coef[0])
-            T = V @ np.stack(cols, axis=1)  # (k, k) targets in the reduced space
-            T /= np.maximum(np.linalg.norm(T, axis=0, keepdims=True), 1e-300)
-            Q = np.empty((k, k, k))
-            for i in range(k):
-                others = np.delete(np.arange(k), i)
-                Q[i] = mu * T[:, others] @ T[:, others].T
-            return Q
-
-        return prior
 
     # ------------------------------------------------------------ localize
     def localize(self, forward: Any, bem: Any = None, trans: Any = "auto") -> Any:
@@ -1028,6 +1008,12 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
                 with open(fname, "rb") as f:
                     files["noise-cov.fif"] = f.read()
             params["noise_cov"] = None
+        prior = params.get("prior")
+        if isinstance(prior, LeadfieldPrior):
+            params["prior"] = {"LeadfieldPrior": {"weight": prior.weight, "radius": prior.radius}}
+        elif prior is not None and not isinstance(prior, str):
+            raise TypeError(f"SessionCRL.save: prior={prior!r} cannot be saved (only 'leadfield', None "
+                            "and LeadfieldPrior objects are); refit after loading with your prior")
         return params, files
 
     @classmethod
@@ -1040,6 +1026,14 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
                 with open(fname, "wb") as f:
                     f.write(files["noise-cov.fif"])
                 params["noise_cov"] = mne.read_cov(fname, verbose=False)
+        prior = params.get("prior")
+        if isinstance(prior, dict):
+            if set(prior) != {"LeadfieldPrior"} or not isinstance(prior["LeadfieldPrior"], dict):
+                raise ValueError(f"stored prior {prior!r} is not a LeadfieldPrior")
+            kw = prior["LeadfieldPrior"]
+            if set(kw) != {"weight", "radius"}:
+                raise ValueError(f"stored LeadfieldPrior has fields {sorted(kw)}, expected weight and radius")
+            params["prior"] = LeadfieldPrior(**kw)
         return params
 
     def _extra_state(self) -> dict[str, bytes]:
