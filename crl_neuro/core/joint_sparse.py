@@ -24,6 +24,8 @@ __all__ = [
     "fit_joint_sparse",
     "effective_n",
     "fit_linear_multidomain",
+    "signal_subspace",
+    "theory_penalty_level",
 ]
 
 _REWEIGHT = True
@@ -262,6 +264,61 @@ def sparsity_search(
     return np.linalg.inv(best_M)
 
 
+def signal_subspace(pooled: np.ndarray, k: int, rtol: float, message: str
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Whitening onto the ``k`` leading eigenvectors of a pooled (domain-centred) covariance.
+
+    The reduction shared by the linear multi-domain fit and :class:`~crl_neuro.meeg.SessionCRL`.
+
+    Parameters
+    ----------
+    pooled : ndarray, shape (p, p)
+        Symmetric pooled covariance (each domain centred on its own mean).
+    k : int
+        Dimension of the signal subspace.
+    rtol : float
+        The ``k``-th eigenvalue must exceed ``rtol`` times the first.
+    message : str
+        Text of the ValueError raised otherwise (names the caller's argument).
+
+    Returns
+    -------
+    reduce : ndarray, shape (k, p)
+        Maps data to the subspace with unit pooled covariance.
+    expand : ndarray, shape (p, k)
+        Back to the data space (``reduce @ expand`` is the identity).
+    eigvecs : ndarray, shape (p, k)
+        The leading eigenvectors, largest first.
+    eigvals : ndarray, shape (k,)
+    """
+    ev, E = np.linalg.eigh(pooled)
+    order = np.argsort(ev)[::-1][:k]
+    ev, E = ev[order], E[:, order]
+    if ev[-1] <= rtol * ev[0]:
+        raise ValueError(message)
+    return E.T / np.sqrt(ev)[:, None], E * np.sqrt(ev)[None, :], E, ev
+
+
+def theory_penalty_level(pi: np.ndarray, n_eff: np.ndarray, k: int) -> float:
+    """Universal threshold of the group score ``(pi_d (S_d - Sigma_d)_ij)_d`` under the null.
+
+    Parameters
+    ----------
+    pi : ndarray, shape (n_domains,)
+        Domain weights (sample shares).
+    n_eff : ndarray, shape (n_domains,) or (n_domains, k, k)
+        Effective sample sizes.
+    k : int
+        Number of latents.
+
+    Returns
+    -------
+    level : float
+        The penalty level the sparsity term is expressed in.
+    """
+    return _lambda_theory(pi, n_eff, k)
+
+
 def _lambda_theory(pi: np.ndarray, n_eff: np.ndarray, k: int) -> float:
     """Universal threshold of the group score ``(pi_d (S_d - Sigma_d)_ij)_d`` under the null."""
     D = len(pi)
@@ -497,14 +554,10 @@ def fit_linear_multidomain(
     for d in range(n_domains):
         m = codes == d
         Xc[m] = X[m] - X[m].mean(axis=0)
-    ev, E = np.linalg.eigh(Xc.T @ Xc / Xc.shape[0])
-    order = np.argsort(ev)[::-1][:k]
-    ev, E = ev[order], E[:, order]
-    if ev[-1] <= 1e-12 * ev[0]:
-        raise ValueError(
-            f"n_latents={k} exceeds the rank of the domain-centred data; reduce n_latents"
-        )
-    V = E.T / np.sqrt(ev)[:, None]  # (k, p)
+    V, _, _, _ = signal_subspace(
+        Xc.T @ Xc / Xc.shape[0], k, 1e-12,
+        f"n_latents={k} exceeds the rank of the domain-centred data; reduce n_latents",
+    )
     Y = Xc @ V.T
     covs, n_eff = [], []
     for d in range(n_domains):

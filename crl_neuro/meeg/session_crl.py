@@ -82,7 +82,7 @@ from crl_neuro.core.base import (
     use_log_level,
 )
 from crl_neuro.core.changes import mechanism_changes
-from crl_neuro.core.joint_sparse import _lambda_theory
+from crl_neuro.core.joint_sparse import signal_subspace, theory_penalty_level
 from crl_neuro.core.multidist import (
     effective_n,
     fit_joint_sparse,
@@ -472,13 +472,9 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         counts = np.asarray(counts, float)
         pi = counts / counts.sum()
         pooled = np.einsum("d,dab->ab", pi, covs_w)
-        ev, E = np.linalg.eigh(pooled)
-        order = np.argsort(ev)[::-1][:k]
-        ev, E = ev[order], E[:, order]
-        if ev[-1] <= 1e-10 * ev[0]:
-            raise ValueError(f"n_sources={k} exceeds the rank of the data; reduce n_sources")
-        V = E.T / np.sqrt(ev)[:, None]  # whitened channels -> reduced, unit pooled covariance
-        Vpinv = E * np.sqrt(ev)[None, :]
+        # whitened channels -> reduced space with unit pooled covariance (V), and back (Vpinv)
+        V, Vpinv, E, _ = signal_subspace(
+            pooled, k, 1e-10, f"n_sources={k} exceeds the rank of the data; reduce n_sources")
         covs = np.einsum("ia,dab,jb->dij", V, covs_w, V)
         n_eff = np.array([effective_n((V @ y).T, segments=seg) for y, seg in zip(Ys, segments)])
         prior = None
@@ -495,7 +491,7 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
                 prior = prior_obj.penalty(PriorContext(
                     gain=gain_w, n_ori=n_ori, positions=_source_pos_head(forward),
                     start_locations=np.asarray(locs0), reduce=V, expand=Vpinv,
-                    penalty_scale=float(_lambda_theory(pi, n_eff, k)),
+                    penalty_scale=theory_penalty_level(pi, n_eff, k),
                 ))
         if _DENOISE and self.noise_cov is not None:
             covs = _subtract_noise(covs, V @ V.T)
