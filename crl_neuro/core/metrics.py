@@ -128,15 +128,24 @@ def mcc(
     1.0
     """
     corr = correlation_matrix(true, estimated, method=method)
-    rows, cols = linear_sum_assignment(-corr)
-    score = float(corr[rows, cols].mean())
+    return _matched_mean(corr, maximize=True, return_details=return_details)
+
+
+def _matched_mean(values: np.ndarray, maximize: bool, return_details: bool) -> Any:
+    """Hungarian one-to-one matching of rows (truth) to columns (estimates) on ``values``.
+
+    Returns the mean matched value, or with ``return_details`` also the column matched to
+    each row (-1 if none) and each row's matched value (NaN if none).
+    """
+    rows, cols = linear_sum_assignment(-values if maximize else values)
+    score = float(values[rows, cols].mean())
     if not return_details:
         return score
-    matching = np.full(corr.shape[0], -1, dtype=int)
+    matching = np.full(values.shape[0], -1, dtype=int)
     matching[rows] = cols
-    per_latent = np.full(corr.shape[0], np.nan)
-    per_latent[rows] = corr[rows, cols]
-    return score, matching, per_latent
+    per_row = np.full(values.shape[0], np.nan)
+    per_row[rows] = values[rows, cols]
+    return score, matching, per_row
 
 
 # -- graphs ---------------------------------------------------------------------------
@@ -272,15 +281,7 @@ def localization_error(
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} contains NaN or infinite values")
     dist = np.linalg.norm(t[:, None, :] - e[None, :, :], axis=-1) * 1e3
-    rows, cols = linear_sum_assignment(dist)
-    score = float(dist[rows, cols].mean())
-    if not return_details:
-        return score
-    matching = np.full(t.shape[0], -1, dtype=int)
-    matching[rows] = cols
-    errors = np.full(t.shape[0], np.nan)
-    errors[rows] = dist[rows, cols]
-    return score, matching, errors
+    return _matched_mean(dist, maximize=False, return_details=return_details)
 
 
 # -- label images -----------------------------------------------------------------------
