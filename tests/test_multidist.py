@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -154,6 +156,42 @@ def test_pham_ajd_diagonalises_exactly():
     # B A is a scaled permutation: one dominant entry per row.
     BA = np.abs(BA) / np.abs(BA).max(axis=1, keepdims=True)
     assert np.sort(BA, axis=1)[:, -2].max() < 1e-6
+
+
+def test_pham_ajd_matches_pyriemann_reference():
+    """Cross-check against pyRiemann's Pham AJD on covariances that are not exactly diagonalisable."""
+    pytest.importorskip("pyriemann")
+    try:
+        from pyriemann.geometry.ajd import ajd_pham
+    except ImportError:  # pyriemann < 0.13
+        from pyriemann.utils.ajd import ajd_pham
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(0)
+    k = 5
+    A = rng.normal(size=(k, k))
+    covs = []
+    for _ in range(10):
+        N = rng.normal(size=(k, 3 * k))
+        covs.append(A @ np.diag(rng.uniform(0.2, 3.0, k)) @ A.T + 0.05 * N @ N.T / (3 * k))
+    covs = np.array(covs)
+
+    def criterion(B):
+        M = np.einsum("ia,dab,jb->dij", B, covs, B)
+        return np.mean([np.log(np.diag(m)).sum() - np.linalg.slogdet(m)[1] for m in M])
+
+    B = pham_ajd(covs, tol=1e-12, max_iter=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        V, _ = ajd_pham(covs, eps=1e-12, n_iter_max=500)
+    assert criterion(B) > 1e-3  # not exactly diagonalisable: the criterion has work to do
+    np.testing.assert_allclose(criterion(B), criterion(V), rtol=1e-6)
+    # same rows up to order, sign and scale
+    nb = B / np.linalg.norm(B, axis=1, keepdims=True)
+    nv = V / np.linalg.norm(V, axis=1, keepdims=True)
+    C = np.abs(nb @ nv.T)
+    rows, cols = linear_sum_assignment(-C)
+    assert C[rows, cols].min() > 0.999
 
 
 def _sem_covariances(seed, change_weight, change_power, k=4, D=5, n=3000):

@@ -526,3 +526,32 @@ def test_localization_prior_is_pluggable(sim, fitted, tmp_path):
         LeadfieldPrior(weight=0)
     with pytest.raises(ValueError, match="radius"):
         LeadfieldPrior(radius=-1)
+
+
+def test_rap_music_start_agrees_with_mne_rap_music(sim):
+    """Cross-check of the leadfield scan SessionCRL starts from against MNE's RAP-MUSIC."""
+    from mne.cov import compute_whitener
+
+    from crl_neuro.meeg.localization import _forward_gain, _n_ori, _rap_music
+
+    fwd, info = sim.forward, sim.info
+    rr = fwd["source_rr"]
+    # two correlated-pattern locations 3 cm apart (the hard case for a sequential scan)
+    a = int(np.argmax(rr[:, 0]))
+    b = int(np.argmin(np.abs(np.linalg.norm(rr - rr[a], axis=1) - 0.03)))
+    n_ori = _n_ori(fwd)
+    gain = _forward_gain(fwd, info["ch_names"])
+    rng = np.random.default_rng(0)
+    cols = [gain[:, s * n_ori:(s + 1) * n_ori] @ rng.normal(size=n_ori) for s in (a, b)]
+    data = np.stack(cols, axis=1) @ rng.normal(size=(2, 300))
+    data += 0.05 * data.std() * rng.normal(size=data.shape)
+    evoked = mne.EvokedArray(data, info, tmin=0.0, verbose=False)
+
+    dips = mne.beamformer.rap_music(evoked, fwd, sim.noise_cov, n_dipoles=2, verbose=False)
+    mne_locs = sorted(int(np.argmin(np.linalg.norm(rr - d.pos[0], axis=1))) for d in dips)
+
+    Wn, _, _ = compute_whitener(sim.noise_cov, evoked.info, picks=info["ch_names"], pca=True,
+                                return_rank=True, verbose=False)
+    U, _, _ = np.linalg.svd(Wn @ evoked.data, full_matrices=False)
+    ours, _ = _rap_music(Wn @ gain, U[:, :2], 2, n_ori)
+    assert sorted(int(v) for v in ours) == mne_locs == sorted([a, b])
