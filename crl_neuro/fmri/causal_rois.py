@@ -434,11 +434,9 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
             raise ValueError(f"high_pass ({self.high_pass}) must be below low_pass ({self.low_pass})")
 
     # ------------------------------------------------------------------ transform
-    def _make_masker(self, mask_img: Any):
-        from nilearn.maskers import NiftiMasker
-
-        return NiftiMasker(
-            mask_img=mask_img,
+    def _cleaning(self) -> dict[str, Any]:
+        """Signal-cleaning arguments every Nilearn masker of this estimator gets."""
+        return dict(
             smoothing_fwhm=self.smoothing_fwhm,
             standardize=_standardize_arg(self.standardize),
             detrend=self.detrend,
@@ -447,7 +445,15 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
             t_r=self.t_r,
             memory=self.memory,
             memory_level=self.memory_level,
+        )
+
+    def _make_masker(self, mask_img: Any):
+        from nilearn.maskers import NiftiMasker
+
+        return NiftiMasker(
+            mask_img=mask_img,
             verbose=max(logger_verbosity() - 1, 0),  # Nilearn talks one level below us
+            **self._cleaning(),
         )
 
     def _labels_masker(self):
@@ -456,15 +462,8 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
         return NiftiLabelsMasker(
             labels_img=self.labels_img_,
             lut=self.lut_[["index", "name"]],
-            smoothing_fwhm=self.smoothing_fwhm,
-            standardize=_standardize_arg(self.standardize),
-            detrend=self.detrend,
-            high_pass=self.high_pass,
-            low_pass=self.low_pass,
-            t_r=self.t_r,
-            memory=self.memory,
-            memory_level=self.memory_level,
             keep_masked_labels=False,
+            **self._cleaning(),
         ).fit()
 
     def transform(self, imgs: Any, confounds: Any = None) -> np.ndarray | list[np.ndarray]:
