@@ -184,7 +184,7 @@ def _save_open_figures(folder: str | os.PathLike | None, *, prefix: str | None, 
         path = root / name
         if path.resolve().parent != root:  # cannot happen with a safe name; never write elsewhere
             raise ValueError(f"refusing to write {name!r} outside {str(root)!r}")
-        fig.savefig(path, format=fmt, dpi=dpi if dpi is not None else "figure")
+        fig.savefig(path, format=fmt, dpi=dpi)  # None: rcParams["savefig.dpi"]
         paths.append(path)
     noun = "figure" if len(paths) == 1 else "figures"
     if verbose:

@@ -473,6 +473,11 @@ def test_localize_continuous_dipole_fit(meg_sim):
     np.testing.assert_array_equal(est.source_vertices_, nearest)
     est.localize(sim.forward)  # without bem: back to the grid scan
     np.testing.assert_allclose(est.source_pos_, grid_pos)
+    with pytest.raises(TypeError, match="bem"):
+        est.localize(sim.forward, bem=np.eye(3))
+    with pytest.raises(TypeError, match="trans"):
+        est.localize(sim.forward, bem=sim.truth.nominal_sphere, trans=np.eye(4))
+    np.testing.assert_allclose(est.source_pos_, grid_pos)  # a refused call changes nothing
 
 
 def test_localization_prior_is_pluggable(sim, fitted, tmp_path):

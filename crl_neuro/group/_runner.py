@@ -32,14 +32,6 @@ from sklearn.base import clone
 
 from crl_neuro.core.base import logger
 
-__all__ = [
-    "fit_group",
-    "GroupResult",
-    "GroupFitError",
-    "default_loader",
-    "subject_seed",
-]
-
 # File names are built from subject ids: keep them portable (BIDS-style ids pass).
 _SUBJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _SUFFIX = ".crl"

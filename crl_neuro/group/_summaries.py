@@ -23,8 +23,6 @@ from sklearn.utils import Bunch
 
 from crl_neuro.group._runner import _SUFFIX, _is_pathlike
 
-__all__ = ["network_consistency", "roi_overlap", "grand_average_stc"]
-
 
 # ----------------------------------------------------------------------------- inputs
 def _as_estimator_dict(estimators: Any, name: str = "estimators") -> dict[str, Any]:

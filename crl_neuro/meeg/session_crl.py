@@ -643,8 +643,17 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
             continuous fit, ``source_vertices_`` is the forward location nearest
             to each fitted position.
         """
+        import mne
+
         check_is_fitted(self, "filters_")
         _check_forward(forward)
+        if bem is not None:
+            if not isinstance(bem, (str, os.PathLike, mne.bem.ConductorModel)):
+                raise TypeError(f"bem must be a file name, an mne.bem.ConductorModel or None, "
+                                f"got {type(bem).__name__}")
+            if trans is not None and not isinstance(trans, (str, os.PathLike, mne.transforms.Transform)):
+                raise TypeError(f"trans must be 'auto', a file name, an mne.transforms.Transform or "
+                                f"None, got {type(trans).__name__}")
         gain_w = self.whitener_ @ _forward_gain(forward, self.info_["ch_names"])
         mix_w = self.whitener_ @ self.patterns_
         best, sc, coef, amp = _scan(gain_w, mix_w, _n_ori(forward))
