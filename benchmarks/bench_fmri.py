@@ -44,6 +44,9 @@ Columns
               entirely to the background still counts as a separate cluster here:
               ``ari_mask`` and ``abs_err`` catch that).
 ``ari_mask``  ARI on the whole brain mask (background = one more label).
+``ari_pair``  ARI on the voxels of the special pair only (true ROIs 1 and 2: driver and
+              driven in ``coupled`` draws, the two halves' regions in ``split_halves``;
+              empty for ``separated``): where the causal criterion should matter.
 ``abs_err``   abstraction error of the partition under the *true* micro dynamics
               (:func:`crl_neuro.datasets.fmri.true_abstraction_error`: 0 = exact).
 ``graph_f1``  directed F1 of the ROI graph after matching estimated to true ROIs by
@@ -406,6 +409,10 @@ def evaluate(seed, meths, log, kind=None):
             continue
         ari_roi = labels_ari(true_lab, labels, mask=true_lab > 0)
         ari_mask = labels_ari(true_lab, labels, mask=np.ones_like(true_lab, bool))
+        # the special pair (driver/driven, or the two halves) is ROIs 1 and 2
+        pair = np.isin(true_lab, (1, 2))
+        ari_pair = (labels_ari(true_lab, labels, mask=pair)
+                    if kw["scenario"] != "separated" else np.nan)
         abs_err = true_abstraction_error(truth, labels)
         series, ids = _roi_means(Zs, labels)
         if graph is None and ids:
@@ -417,16 +424,16 @@ def evaluate(seed, meths, log, kind=None):
             dict(
                 seed=seed, kind=kw["scenario"], K=K, resolution=kw["resolution"], snr=kw["snr"],
                 n_vox=int(true_lab.size), method=name, ari_roi=ari_roi, ari_mask=ari_mask,
-                abs_err=abs_err, graph_f1=f1, fit_s=fit_s, peak_MB=peak,
+                ari_pair=ari_pair, abs_err=abs_err, graph_f1=f1, fit_s=fit_s, peak_MB=peak,
             )
         )
         log(f"  {name:22s} ari_roi={ari_roi:.3f} ari_mask={ari_mask:.3f} abs_err={abs_err:.3f} f1={f1:.2f} {fit_s:.1f}s")
     return rows
 
 
-COLS = ["ari_roi", "ari_mask", "abs_err", "graph_f1", "fit_s", "peak_MB"]
+COLS = ["ari_roi", "ari_mask", "ari_pair", "abs_err", "graph_f1", "fit_s", "peak_MB"]
 # worst case: lowest for scores, highest for errors and costs
-_WORST = {"ari_roi": "min", "ari_mask": "min", "abs_err": "max", "graph_f1": "min", "fit_s": "max", "peak_MB": "max"}
+_WORST = {"ari_roi": "min", "ari_mask": "min", "ari_pair": "min", "abs_err": "max", "graph_f1": "min", "fit_s": "max", "peak_MB": "max"}
 
 
 def summarise(df, order):
@@ -434,15 +441,16 @@ def summarise(df, order):
     pd.set_option("display.width", 220)
     pd.set_option("display.max_columns", 30)
     fmt = lambda v: f"{v:.3f}"  # noqa: E731
+    cols = [c for c in COLS if c in df]  # CSVs written before a column existed
     g = df.groupby("method")
     table = pd.concat(
-        {"mean": g[COLS].mean(), "worst": g[COLS].agg(_WORST)}, axis=1
+        {"mean": g[cols].mean(), "worst": g[cols].agg({c: _WORST[c] for c in cols})}, axis=1
     ).reindex([m for m in order if m in set(df.method)])
     print(f"\n== {df.seed.nunique()} draws: mean and worst draw ==")
     print(table.to_string(float_format=fmt))
     for kind in sorted(df.kind.unique()):
         sub = df[df.kind == kind]
-        t = sub.groupby("method")[COLS].agg(["mean"]).droplevel(1, axis=1)
+        t = sub.groupby("method")[cols].agg(["mean"]).droplevel(1, axis=1)
         t["worst_ari_roi"] = sub.groupby("method")["ari_roi"].min()
         print(f"\n== kind {kind} ({sub.seed.nunique()} draws) ==")
         print(t.reindex([m for m in order if m in set(sub.method)]).to_string(float_format=fmt))
