@@ -23,6 +23,9 @@ Methods
                          instead of in every run: the ablation of the across-runs rule.
 ``CausalROIs innov-seg`` the option for adjacent driver/driven regions: innovation
                          geometry in the over-segmentation too (``innovation_weight=1``).
+``CausalROIs innov-{0.25,0.5,0.75}``
+                         the same with ``innovation_weight`` 0.25, 0.5 or 0.75 (the
+                         search for a better default; see the tuning table below).
 ``parcel-{ward,rena,kmeans}[+1]``
                          nilearn.regions.Parcellations, K or K+1 parcels.
 ``CanICA-argmax``        nilearn.decomposition.CanICA(n_components=K); each voxel gets the
@@ -107,6 +110,34 @@ overall and 0.035 lower on adjacent driver/driven pairs, but has the lower abstr
 error and a similar graph F1. The abstraction error and the graph F1 of CausalROIs
 are no better than the strong baseline's. The trim raises the whole-mask ARI by
 0.013 at no ROI-voxel ARI cost.
+
+Tuning ``innovation_weight`` (2026-12-06, CPU, one process, tuning draws 100-119:
+9 separated, 9 coupled, 2 split_halves; ``--first-seed 100 --draws 20``). Rule written
+before the run: among the weights whose mean abstraction error is not above and mean
+graph F1 not below the default's (0), take the highest mean ROI-voxel ARI, and adopt it
+only if that ARI beats the default's::
+
+                           ari_roi ari_mask abs_err graph_f1  worst ari_roi  coupled ari_roi
+    CausalROIs (w=0)         0.733    0.679   0.125    0.412          0.028            0.667
+    CausalROIs innov-0.25    0.748    0.669   0.135    0.424          0.030            0.659
+    CausalROIs innov-0.5     0.757    0.656   0.117    0.408          0.080            0.656
+    CausalROIs innov-0.75    0.724    0.652   0.132    0.374          0.053            0.671
+    CausalROIs innov-seg (1) 0.701    0.642   0.134    0.402          0.091            0.625
+    CausalROIs no-causal     0.731    0.645   0.116    0.399          0.028            0.674
+    denoised-corr-ward       0.679    0.565   0.168    0.393          0.061            0.613
+
+No weight qualifies (0.25, 0.75 and 1 raise the abstraction error; 0.5 lowers it but
+also the graph F1, by 0.004), so the default stays 0. The ARI differences to the
+default are within about one standard error of the paired per-draw differences
+(0.5: +0.024 +- 0.022, 8 draws better and 3 worse; 0.25: +0.015 +- 0.014; 1: -0.032 +- 0.028).
+Run afterwards on draws 0-23 (same run as the default, 2026-12-06, CPU, one process),
+``innov-0.5`` has a lower ROI-voxel ARI than the default there (0.751 vs 0.808;
+coupled draws 0.726 vs 0.747) and a higher abstraction error (0.115 vs 0.101), with a
+slightly higher graph F1 (0.442 vs 0.430).
+That rerun reproduced every other ``CausalROIs*``, ``denoised-corr-ward`` and
+``parcel-ward+1`` quality column of the table above exactly; with one process on the
+machine the fit times were 10.6 s (CausalROIs) vs 11.4 s (``parcel-ward+1``) and 1.2 s
+(``denoised-corr-ward``).
 
 Usage::
 
@@ -330,6 +361,9 @@ def methods():
         "CausalROIs no-causal": m_causal_rois(innovation_weight=0.0, merge_signal="timecourses"),
         "CausalROIs no-trim": m_causal_rois(trim=False),
         "CausalROIs innov-seg": m_causal_rois(innovation_weight=1.0),
+        "CausalROIs innov-0.25": m_causal_rois(innovation_weight=0.25),
+        "CausalROIs innov-0.5": m_causal_rois(innovation_weight=0.5),
+        "CausalROIs innov-0.75": m_causal_rois(innovation_weight=0.75),
         "CausalROIs pooled-runs": m_causal_rois(merge_runs="pooled"),
     }
     for meth in ("ward", "rena", "kmeans"):
