@@ -318,7 +318,8 @@ def test_multidistribution_crl_nonlinear_path(chain4, tmp_path):
 def test_restarts_keep_best_validation_objective(tiny):
     kw = dict(max_iter=4, batch_size=64, random_state=5)
     m1, info1 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=1, **kw)
-    m3, info3 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, **kw)
+    # every restart trained to the end (the default halves them, see the next test)
+    m3, info3 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, restart_fraction=None, **kw)
     vals = info3["restart_val_losses"]
     assert len(vals) == 3 and vals[0] == info1["best_val_loss"]
     assert info3["best_val_loss"] == min(vals)
@@ -341,6 +342,8 @@ def test_restarts_successive_halving(tiny):
     kw = dict(max_iter=10, batch_size=64, patience=None)
     m3, info3 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, restart_fraction=0.3,
                               random_state=5, **kw)
+    _, default = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, random_state=5, **kw)
+    assert default["restart_epochs"] == 2  # the default 0.2: the end of the warm-up
     vals, r = info3["restart_val_losses"], info3["restart_selected"]
     assert info3["restart_epochs"] == 3 and len(vals) == 3 and r == int(np.argmin(vals))
     assert info3["n_iter"] == 10
@@ -352,7 +355,8 @@ def test_restarts_successive_halving(tiny):
         if key not in ("z_mean", "z_unmix"):  # the refinement is seeded by random_state
             assert torch.equal(value, m3.state_dict()[key]), key
     # the full scheme trains every restart to the end
-    _, full = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, random_state=5, **kw)
+    _, full = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, restart_fraction=None,
+                            random_state=5, **kw)
     assert full["restart_epochs"] == full["n_iter"] == 10
     for bad in (0.0, 1.0, -0.5):
         with pytest.raises(ValueError, match="restart_fraction"):

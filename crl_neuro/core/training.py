@@ -9,7 +9,9 @@
   It is the package's one torch training loop: parameter groups, a per-epoch schedule
   (``epoch_hook``: learning rate, penalty weights) and a delayed start of early
   stopping (``early_stopping_start``) let the estimators express their schedules
-  with it instead of writing their own loops.
+  with it instead of writing their own loops. A training can be paused after a
+  number of epochs (``pause_after``) and continued exactly (``resume=history``),
+  e.g. to train several restarts briefly and continue only the best one.
 
 Reproducibility: :func:`fit_torch` runs inside :func:`torch.random.fork_rng`, seeded
 from ``random_state``, so the same seed gives the same result on CPU without touching
