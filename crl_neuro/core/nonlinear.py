@@ -90,7 +90,8 @@ as if it had not paused (:func:`~crl_neuro.core.training.fit_torch`'s
 training every restart to the end (``restart_fraction=None``): free-latent MCC
 0.715 vs 0.720 mean (worst draw 0.452 both), Markov-network F1 0.441 vs 0.439 (worst
 0 both), fit time 41 vs 101 s mean (53 vs 225 s max; 1 thread, shared machine);
-see ``benchmarks/bench_nonlinear.py``.
+one fit of 6 latents x 20 domains x 1000 samples on 2 idle threads: 54 vs 115 s.
+See ``benchmarks/bench_nonlinear.py``.
 
 Measured status: see ``benchmarks/bench_nonlinear.py`` (tables in its docstring).
 
