@@ -88,6 +88,35 @@ def test_fitted_attributes(problem, fitted):
     np.testing.assert_allclose(Zh.var(axis=0), 1.0, rtol=0.05)
 
 
+def test_intimate_neighbours_and_identified_latents(problem, fitted, tmp_path):
+    """Derived from the estimated network; on the chain they match the truth's."""
+    from crl_neuro.datasets.nonlinear import intimate_neighbours
+
+    X, _, Z, net = problem
+    est = fitted
+    _, match, _ = mcc(Z, est.transform(X), return_details=True)
+    true_nb = intimate_neighbours(net)  # chain 0-1-2-3: the ends have one, the inner none
+    assert true_nb == [[1], [], [], [2]]
+    back = np.argsort(match)  # estimated index -> true index
+    got = [sorted(int(back[j]) for j in est.intimate_neighbors_[match[i]]) for i in range(4)]
+    assert got == true_nb
+    np.testing.assert_array_equal(est.identified_latents_[match], [False, True, True, False])
+    assert est.identified_latents_.dtype == bool
+    # read from the stored network after a round trip
+    loaded = crl_neuro.load(fitted.save(tmp_path / "nb.crl"))
+    assert [v.tolist() for v in loaded.intimate_neighbors_] == [v.tolist() for v in est.intimate_neighbors_]
+    np.testing.assert_array_equal(loaded.identified_latents_, est.identified_latents_)
+    # a triangle with a tail (the moral graph of a collider 0 -> 2 <- 1, then 2 - 3)
+    other = MultiDistributionCRL(4)
+    other.markov_network_ = np.zeros((4, 4), bool)
+    for i, j in [(0, 1), (0, 2), (1, 2), (2, 3)]:
+        other.markov_network_[i, j] = other.markov_network_[j, i] = True
+    assert [v.tolist() for v in other.intimate_neighbors_] == [[1, 2], [0, 2], [], [2]]
+    np.testing.assert_array_equal(other.identified_latents_, [False, False, True, False])
+    with pytest.raises(NotFittedError):
+        MultiDistributionCRL(4).identified_latents_
+
+
 def test_same_seed_same_result(problem):
     X, dom, _, _ = problem
     a = MultiDistributionCRL(4, random_state=3).fit(X[::2], dom[::2])

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -297,9 +298,17 @@ def test_multidistribution_crl_nonlinear_path(chain4, tmp_path):
     assert r2.min() >= 0.95, r2
     assert est.domain_precisions_.shape == (10, 4, 4)
     assert not (est.changing_edges_ & ~net).any()
+    # identification read from the estimated network (the linear path's test checks it
+    # against the truth; here the structure: no intimate neighbour <=> identified)
+    from crl_neuro.core.graphs import intimate_neighbors
+
+    nbs = est.intimate_neighbors_
+    assert [v.tolist() for v in nbs] == [v.tolist() for v in intimate_neighbors(net)]
+    np.testing.assert_array_equal(est.identified_latents_, [v.size == 0 for v in nbs])
     loaded = crl_neuro.load(est.save(tmp_path / "mdcrl.crl"))
     np.testing.assert_array_equal(loaded.transform(chain4.X), Z)
     np.testing.assert_array_equal(loaded.markov_network_, net)
+    np.testing.assert_array_equal(loaded.identified_latents_, est.identified_latents_)
     with pytest.raises(ValueError, match="init_unmixing"):
         MultiDistributionCRL(4, mixing="nonlinear").fit(
             chain4.X, chain4.domains, init_unmixing=np.eye(4, chain4.X.shape[1])
@@ -309,7 +318,8 @@ def test_multidistribution_crl_nonlinear_path(chain4, tmp_path):
 def test_restarts_keep_best_validation_objective(tiny):
     kw = dict(max_iter=4, batch_size=64, random_state=5)
     m1, info1 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=1, **kw)
-    m3, info3 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, **kw)
+    # every restart trained to the end (the default halves them, see the next test)
+    m3, info3 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, restart_fraction=None, **kw)
     vals = info3["restart_val_losses"]
     assert len(vals) == 3 and vals[0] == info1["best_val_loss"]
     assert info3["best_val_loss"] == min(vals)
@@ -321,3 +331,39 @@ def test_restarts_keep_best_validation_objective(tiny):
 
     with pytest.raises(ValueError, match="n_init"):
         MultiDistributionCRL(3, mixing="nonlinear", n_init=0).fit(tiny.X, tiny.domains)
+
+
+def test_restarts_successive_halving(tiny):
+    """All restarts train for the first stage; only the best at its end is continued.
+
+    The continued restart is the same training as a single fit from its seed (the pause
+    changes nothing), so halving picks one of the trainings a full restart would run.
+    """
+    kw = dict(max_iter=10, batch_size=64, patience=None)
+    m3, info3 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, restart_fraction=0.3,
+                              random_state=5, **kw)
+    _, default = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, random_state=5, **kw)
+    assert default["restart_epochs"] == 2  # the default 0.2: the end of the warm-up
+    vals, r = info3["restart_val_losses"], info3["restart_selected"]
+    assert info3["restart_epochs"] == 3 and len(vals) == 3 and r == int(np.argmin(vals))
+    assert info3["n_iter"] == 10
+    m1, info1 = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=1, random_state=5 + r, **kw)
+    # the stage's objective is that training's validation loss at epoch 3
+    assert vals[r] == info1["history"]["val_loss"][2]
+    assert info3["history"] == info1["history"]
+    for key, value in m1.state_dict().items():
+        if key not in ("z_mean", "z_unmix"):  # the refinement is seeded by random_state
+            assert torch.equal(value, m3.state_dict()[key]), key
+    # the full scheme trains every restart to the end
+    _, full = fit_nonlinear(tiny.X, tiny.domains, 3, n_init=3, restart_fraction=None,
+                            random_state=5, **kw)
+    assert full["restart_epochs"] == full["n_iter"] == 10
+    for bad in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="restart_fraction"):
+            fit_nonlinear(tiny.X, tiny.domains, 3, n_init=2, restart_fraction=bad, max_iter=2)
+    with pytest.raises(TypeError, match="restart_fraction"):
+        fit_nonlinear(tiny.X, tiny.domains, 3, n_init=2, restart_fraction="half", max_iter=2)
+    from crl_neuro.core import MultiDistributionCRL
+
+    with pytest.raises(ValueError, match="restart_fraction"):
+        MultiDistributionCRL(3, mixing="nonlinear", restart_fraction=2.0).fit(tiny.X, tiny.domains)

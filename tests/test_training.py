@@ -278,3 +278,64 @@ def test_fit_torch_batches_split_and_rng_options():
     assert torch.equal(torch.rand(1), untouched)
     with pytest.raises(TypeError, match="shuffle_generator"):
         fit_torch(torch.nn.Linear(3, 1), _mse, (X, y), shuffle_generator=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_fit_torch_pause_and_resume_equals_uninterrupted(fork):
+    """A paused training continued with ``resume=`` ends where one run without a pause ends."""
+    X, y, _ = _regression(n=300)
+
+    def hook(epoch, optimizer):  # a schedule that depends on the epoch number
+        for g in optimizer.param_groups:
+            g["lr"] = 0.05 / (1 + epoch)
+        return {"lr": optimizer.param_groups[0]["lr"]}
+
+    kw = dict(max_iter=15, batch_size=40, patience=3, early_stopping_start=6, epoch_hook=hook,
+              optimizer="adamw", weight_decay=0.01, random_state=7, fork_rng=fork)
+
+    def run(pause):
+        # dropout draws from torch's generator: the pause must keep its state
+        torch.manual_seed(11)
+        model = _model(2)
+        if pause is None:
+            return model, fit_torch(model, _mse, (X, y), **kw)
+        h1 = fit_torch(model, _mse, (X, y), pause_after=pause, **kw)
+        assert h1.paused and h1.n_epochs == pause and len(h1.train_loss) == pause
+        # another training in between (changes torch's global generator when not forked)
+        fit_torch(_model(3), _mse, (X, y), max_iter=2, random_state=1, fork_rng=fork)
+        h2 = fit_torch(model, _mse, (X, y), resume=h1, **kw)
+        assert h1.n_epochs == pause  # the paused history is left as it was
+        return model, h2
+
+    m_ref, h_ref = run(None)
+    for pause in (4, 9):  # before and after early stopping starts
+        m, h = run(pause)
+        assert not h.paused and h.n_epochs == h_ref.n_epochs
+        assert h.train_loss == h_ref.train_loss and h.val_loss == h_ref.val_loss
+        assert h.extra["lr"] == h_ref.extra["lr"] and h.best_epoch == h_ref.best_epoch
+        for a, b in zip(m.state_dict().values(), m_ref.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def test_fit_torch_pause_keeps_last_weights_and_bad_resume():
+    X, y, _ = _regression(n=200)
+    kw = dict(max_iter=10, batch_size=50, random_state=0, patience=None)
+    model = _model(0)
+    h = fit_torch(model, _mse, (X, y), pause_after=5, **kw)
+    last = {k: v.clone() for k, v in model.state_dict().items()}
+    assert h.paused and h.checkpoint["best_state"] is not None
+    # the last weights, not the best ones, are in the model at the pause
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, last[k])
+    assert not fit_torch(_model(0), _mse, (X, y), pause_after=10, **kw).paused  # = max_iter
+    done = fit_torch(_model(0), _mse, (X, y), **kw)
+    with pytest.raises(ValueError, match="not paused"):
+        fit_torch(model, _mse, (X, y), resume=done, **kw)
+    with pytest.raises(ValueError, match="random_state"):
+        fit_torch(model, _mse, (X, y), resume=h, **{**kw, "random_state": 1})
+    with pytest.raises(ValueError, match="max_iter"):
+        fit_torch(model, _mse, (X, y), resume=h, **{**kw, "max_iter": 5})
+    with pytest.raises(ValueError, match="pause_after"):
+        fit_torch(model, _mse, (X, y), resume=h, pause_after=5, **kw)
+    with pytest.raises(TypeError, match="resume"):
+        fit_torch(model, _mse, (X, y), resume={"n_epochs": 5}, **kw)

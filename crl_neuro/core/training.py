@@ -9,7 +9,9 @@
   It is the package's one torch training loop: parameter groups, a per-epoch schedule
   (``epoch_hook``: learning rate, penalty weights) and a delayed start of early
   stopping (``early_stopping_start``) let the estimators express their schedules
-  with it instead of writing their own loops.
+  with it instead of writing their own loops. A training can be paused after a
+  number of epochs (``pause_after``) and continued exactly (``resume=history``),
+  e.g. to train several restarts briefly and continue only the best one.
 
 Reproducibility: :func:`fit_torch` runs inside :func:`torch.random.fork_rng`, seeded
 from ``random_state``, so the same seed gives the same result on CPU without touching
@@ -222,6 +224,11 @@ class TrainingHistory:
     extra : dict of str to list
         Per-epoch values returned by :func:`fit_torch`'s ``epoch_hook`` (one list
         per key, one entry per epoch); a ``callback`` may add its own lists.
+    checkpoint : dict | None
+        Set only when the training was paused (:func:`fit_torch`'s ``pause_after``):
+        what ``fit_torch(..., resume=history)`` needs to continue it (optimiser
+        state, best weights so far, patience counter, random generator states).
+        None once a training has finished. Not part of :meth:`to_dict`.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -233,6 +240,12 @@ class TrainingHistory:
     device: str = "cpu"
     time_s: float = 0.0
     extra: dict[str, list[Any]] = field(default_factory=dict)
+    checkpoint: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def paused(self) -> bool:
+        """Whether the training was paused and can be continued (``resume=``)."""
+        return self.checkpoint is not None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (e.g. to store as a fitted attribute)."""
@@ -327,6 +340,8 @@ def fit_torch(
     validation_batch_size: int | None | str = "batch_size",
     shuffle_generator: Any = None,
     fork_rng: bool = True,
+    pause_after: int | None = None,
+    resume: TrainingHistory | None = None,
 ) -> TrainingHistory:
     """Train ``model`` by mini-batch gradient descent with early stopping.
 
@@ -456,6 +471,23 @@ def fit_torch(
         raise TypeError("loss_fn must be callable: loss_fn(model, batch) -> scalar tensor")
     dev = resolve_device(device)
     seed = torch_seed(random_state)
+    start_epoch = 0
+    if resume is not None:
+        if not isinstance(resume, TrainingHistory):
+            raise TypeError(f"resume must be a TrainingHistory returned by fit_torch, got "
+                            f"{type(resume).__name__}")
+        if resume.checkpoint is None:
+            raise ValueError("resume: this history was not paused (no checkpoint); only a "
+                             "history returned with pause_after can be resumed")
+        if resume.checkpoint["seed"] != seed:
+            raise ValueError(f"resume: random_state gives seed {seed} but the paused training "
+                             f"used {resume.checkpoint['seed']}; pass the same random_state")
+        start_epoch = resume.n_epochs
+        if start_epoch >= max_iter:
+            raise ValueError(f"resume: {start_epoch} epochs already run, max_iter={max_iter} "
+                             "leaves nothing to train")
+    if pause_after is not None:
+        pause_after = check_int(pause_after, "pause_after", min_value=start_epoch + 1)
 
     model.to(dev)
     opt_params, params = _optimised(model, parameters)
@@ -463,6 +495,8 @@ def fit_torch(
         raise ValueError("model has no parameters to optimise")
     opt_cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[optimizer]
     opt = opt_cls(opt_params, lr=lr, weight_decay=weight_decay)
+    if resume is not None:
+        opt.load_state_dict(resume.checkpoint["optimizer"])
 
     split_gen = torch.Generator().manual_seed(seed)
     if _is_loader(data):
@@ -523,17 +557,30 @@ def fit_torch(
     history = TrainingHistory(device=str(dev))
     best_state = None
     wait = 0
+    if resume is not None:  # continue the paused lists and early-stopping state
+        history.train_loss, history.val_loss = list(resume.train_loss), list(resume.val_loss)
+        history.best_epoch, history.best_loss = resume.best_epoch, resume.best_loss
+        history.n_epochs, history.time_s = resume.n_epochs, resume.time_s
+        history.extra = {k: list(v) for k, v in resume.extra.items()}
+        best_state, wait = resume.checkpoint["best_state"], resume.checkpoint["wait"]
+    paused = False
     t0 = time.perf_counter()
     fork_devices = [dev.index or 0] if dev.type == "cuda" else []
     from tqdm.auto import tqdm
 
     rng_context = torch.random.fork_rng(devices=fork_devices) if fork_rng else contextlib.nullcontext()
     with rng_context:
-        if fork_rng:
+        if resume is not None:  # the generators as they were at the pause
+            torch.set_rng_state(resume.checkpoint["rng_cpu"])
+            if resume.checkpoint["rng_cuda"] is not None and dev.type == "cuda":
+                torch.cuda.set_rng_state(resume.checkpoint["rng_cuda"], dev)
+        elif fork_rng:
             torch.manual_seed(seed)
         shuffle_gen = (torch.Generator().manual_seed(seed + 1) if shuffle_generator is None
                        else shuffle_generator)
-        bar = tqdm(range(max_iter), disable=not verbose, desc="training", leave=False)
+        if resume is not None and resume.checkpoint["shuffle_state"] is not None:
+            shuffle_gen.set_state(resume.checkpoint["shuffle_state"])
+        bar = tqdm(range(start_epoch, max_iter), disable=not verbose, desc="training", leave=False)
         for epoch in bar:
             if epoch_hook is not None:
                 state = epoch_hook(epoch, opt)
@@ -584,9 +631,19 @@ def fit_torch(
             if patience is not None and wait >= patience:
                 history.stopped_early = True
                 break
+            if pause_after is not None and epoch + 1 == pause_after and epoch + 1 < max_iter:
+                paused = True
+                break
         bar.close()
-    if best_state is not None:
+        if paused:  # everything needed to continue as if there had been no pause
+            history.checkpoint = {
+                "optimizer": copy.deepcopy(opt.state_dict()), "best_state": best_state,
+                "wait": wait, "seed": seed, "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                "shuffle_state": shuffle_gen.get_state() if train_loader is None else None,
+            }
+    if best_state is not None and not paused:
         model.load_state_dict(best_state)
     model.eval()
-    history.time_s = time.perf_counter() - t0
+    history.time_s += time.perf_counter() - t0
     return history
