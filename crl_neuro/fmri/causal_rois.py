@@ -67,7 +67,10 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
     are slightly worse. On 20 other draws (seeds 100-119, 2026-12-06) it changed the
     ROI-voxel ARI by +0.002 (0.733 vs 0.731; driver/driven pairs -0.008), the
     whole-mask ARI by +0.034, the graph F1 by +0.013 and the abstraction error by
-    +0.009 (worse). The ROIs are therefore mostly a denoised-correlation
+    +0.009 (worse). Scored on the special pair's voxels only (draws 0-23), the
+    criterion keeps apart the two halves of a region whose inputs differ in some
+    runs more often (pair ARI 0.628 vs 0.468) but not an adjacent driver and the
+    region it drives (0.505 vs 0.602: one of 6 draws merged). The ROIs are therefore mostly a denoised-correlation
     parcellation with a background rule; their causal validity is *measured*
     (``abstraction_error_``, ``roi_consistency_``), not guaranteed. What the pipeline
     does buy over the strongest simple baseline (Ward on correlations of PCA-denoised
