@@ -486,62 +486,6 @@ def test_dataframes_reproducible_save_load(tmp_path):
         np.testing.assert_allclose(loaded3.transform(data)[m], est3.transform(data)[m], rtol=1e-6, atol=1e-6)
 
 
-
-def test_restarts_halved_by_validation_loss(tmp_path):
-    sim = simulate_multimodal(n_samples=300, latent_dims=2, random_state=3)
-    # max_iter=12: 4 warm-up epochs, 8 main epochs; halving rounds at 2, 4, 8 main epochs
-    kw = dict(latent_dims={"m1": 2, "m2": 2}, max_iter=12, n_init=3, restart_fraction=0.25,
-              unwarp=False, random_state=5)
-    est1 = MultiModalCRL(**kw).fit(sim.data)
-    est2 = MultiModalCRL(**kw).fit(sim.data)
-    for m in sim.modalities:  # reproducible with random_state
-        np.testing.assert_array_equal(est1.transform(sim.data)[m], est2.transform(sim.data)[m])
-    h = est1.history_
-    losses = h["restart_val_losses"]
-    assert losses == est2.history_["restart_val_losses"]
-    assert h["restart_epochs"] == [2, 4, 8]
-    assert len(losses) == 3 and all(np.isfinite(v).all() for v in losses)
-    # round 1: all three; the better two (lowest validation loss) go on; then the better one
-    first = np.array([v[0] for v in losses])
-    kept = [int(r) for r in np.argsort(first, kind="stable")[:2]]
-    assert sorted(len(v) for v in losses) == [1, 2, 3]
-    assert all(len(losses[r]) >= 2 for r in kept)
-    winner = kept[int(np.argmin([losses[r][1] for r in kept]))]
-    assert h["restart_selected"] == winner and len(losses[winner]) == 3
-    # the kept network finished its main stage: its last recorded loss is that stage's best
-    assert np.isclose(min(h["main"]["val_loss"]), losses[winner][-1])
-    assert len(h["main"]["val_loss"]) == 8
-    # restart 0 is the n_init=1 training; pausing it changes nothing
-    single = MultiModalCRL(**{**kw, "n_init": 1}).fit(sim.data)
-    val1 = single.history_["main"]["val_loss"]
-    assert single.history_["restart_val_losses"] == [[min(val1)]]
-    assert single.history_["restart_selected"] == 0
-    assert np.isclose(losses[0][0], min(val1[:2]))
-    # restart_fraction=None: every restart trained to the end, the best final loss wins
-    full = MultiModalCRL(**{**kw, "n_init": 2, "restart_fraction": None}).fit(sim.data)
-    fl = full.history_["restart_val_losses"]
-    assert np.isclose(fl[0][0], min(val1)) and full.history_["restart_epochs"] == [8]
-    assert full.history_["restart_selected"] == int(np.argmin([v[0] for v in fl]))
-    # the new parameters round-trip through save/load
-    loaded = crl_neuro.load(est1.save(tmp_path / "mm_restarts.crl"))
-    assert loaded.get_params()["n_init"] == 3 and loaded.get_params()["restart_fraction"] == 0.25
-    assert loaded.history_["restart_val_losses"] == losses
-
-
-@pytest.mark.parametrize("params, match", [
-    ({"n_init": 0}, "n_init must be >= 1"),
-    ({"restart_fraction": 0.0}, "restart_fraction must be in"),
-    ({"restart_fraction": 1.5}, "restart_fraction must be <= 1"),
-    ({"restart_fraction": float("nan")}, "restart_fraction must be finite"),
-])
-def test_restarts_bad_parameters(params, match):
-    rng = np.random.default_rng(0)
-    data = {"a": rng.normal(size=(50, 3)), "b": rng.normal(size=(50, 3))}
-    with pytest.raises(ValueError, match=match):
-        MultiModalCRL({"a": 2, "b": 2}, max_iter=2, **params).fit(data)
-    with pytest.raises(TypeError, match="n_init"):
-        MultiModalCRL({"a": 2, "b": 2}, max_iter=2, n_init=2.0).fit(data)
-
 def test_mne_modality():
     mne = pytest.importorskip("mne")
     sim = simulate_multimodal(n_samples=60, latent_dims=2, random_state=0)

@@ -71,7 +71,6 @@ Limitations (measured, see ``benchmarks/bench_multimodal.py``)
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -195,21 +194,6 @@ class MultiModalCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         After the main stage, correct each modality's latents by a smooth invertible
         map (residual flow) that makes the latents of all modalities most likely under
         a linear SEM (see the module docstring). Ignored with a single modality.
-    n_init : int
-        Number of restarts: trainings that differ by the seed of the networks'
-        initialisation, warm-up, first alignment and mini-batch order (restart 0 is
-        the training of ``n_init=1``). They are compared by the validation loss of the
-        main stage (same validation split and constant penalties for all), and only
-        the kept one goes through the later stages (unwarping, alignment, prior).
-    restart_fraction : float | None
-        In (0, 1]; used when ``n_init > 1``. Successive halving: every restart runs
-        the warm-up, the first alignment and the first ``s = ceil(restart_fraction *
-        n_main)`` epochs of the main stage (``n_main = max_iter - warm-up epochs``);
-        the better half (lowest validation loss reached so far) continues to ``2 s``
-        epochs, and so on until one is left, which finishes the main stage exactly as
-        if it had not paused (:func:`~crl_neuro.core.training.fit_torch`'s
-        ``pause_after``/``resume``). None: every restart runs the whole main stage
-        and the lowest final validation loss wins.
     %(device)s
     %(random_state)s
     %(verbose)s
@@ -245,11 +229,7 @@ class MultiModalCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         ``matrices`` (per-modality maps applied).
     history_ : dict
         Training losses of the stages (``warmup``, ``main``, and ``unwarp`` and
-        ``prior`` when unwarped or aligned) of the kept restart;
-        ``restart_val_losses`` (one list per restart: the lowest main-stage
-        validation loss it had reached at each halving round it took part in),
-        ``restart_selected`` (index of the kept restart) and ``restart_epochs``
-        (main-stage epochs at each round).
+        ``prior`` when unwarped or aligned).
     n_iter_ : int
         Total number of epochs run.
     """
@@ -288,8 +268,6 @@ class MultiModalCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         reject_by_annotation: bool = True,
         align: str | None = "pcor",
         unwarp: bool = True,
-        n_init: int = 1,
-        restart_fraction: float | None = 0.2,
         device: str = "cpu",
         random_state: int | np.random.RandomState | None = None,
         verbose: bool | int | str | None = 0,
@@ -311,8 +289,6 @@ class MultiModalCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         self.reject_by_annotation = reject_by_annotation
         self.align = align
         self.unwarp = unwarp
-        self.n_init = n_init
-        self.restart_fraction = restart_fraction
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -411,6 +387,7 @@ class MultiModalCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         import torch
 
         from crl_neuro.core.training import fit_torch, resolve_device, torch_seed
+        from crl_neuro.multimodal._module import build_module
 
         dims = self._check_latent_dims()
         check_float(self.sparsity, "sparsity", min_value=0.0)
@@ -435,13 +412,6 @@ class MultiModalCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
             raise TypeError(
                 f"reject_by_annotation must be True or False, got {self.reject_by_annotation!r}"
             )
-        n_init = check_int(self.n_init, "n_init", min_value=1)
-        restart_fraction = self.restart_fraction
-        if restart_fraction is not None:
-            restart_fraction = check_float(restart_fraction, "restart_fraction", min_value=0.0,
-                                           max_value=1.0)
-            if restart_fraction <= 0:
-                raise ValueError(f"restart_fraction must be in (0, 1] or None, got {restart_fraction}")
         dev = resolve_device(self.device)
         seed = torch_seed(self.random_state)
 
@@ -479,14 +449,28 @@ class MultiModalCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         if dev.type == "cpu":
             torch.set_num_threads(1)  # small networks: threads cost more than they give
         try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                module = build_module(self.config_)
+            module.beta = float(self.beta)
             common = dict(
                 batch_size=min(batch_size, n), lr=self.lr, validation_fraction=0.1, device=dev,
                 verbose=logger_verbosity(), clip_grad_norm=10.0,
             )
+            loss = lambda model, batch: model.loss(batch[0])  # noqa: E731
             n_warm = max(1, int(round(warmup * max_iter)))
-            n_main = max(1, max_iter - n_warm)
-            run = self._restarts(Xs, seed, n_init, restart_fraction, n_warm, n_main, common)
-            module, h1, h2 = run.module, run.h1, run.h2
+            network = module.network_parameters()  # the latent maps are trained apart
+            h1 = fit_torch(module, loss, Xs, max_iter=n_warm, patience=None,
+                           random_state=seed, parameters=network, **common)
+            if self.align is not None and len(self.modalities_) > 1:
+                self._align(module, Xs, seed, first=True)
+            # Second stage: full objective, constant penalties so that early stopping
+            # compares like with like.
+            module.lambda_cross = float(self.sparsity)
+            module.lambda_within = 0.1 * float(self.sparsity)
+            module.lambda_dag = 10.0
+            h2 = fit_torch(module, loss, Xs, max_iter=max(1, max_iter - n_warm), patience=self.n_iter_no_change,
+                           random_state=(seed + 1) % 2**32, parameters=network, **common)
             h3 = h4 = None
             multi = len(self.modalities_) > 1
             if self.unwarp and multi:
@@ -517,9 +501,7 @@ class MultiModalCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         finally:
             torch.set_num_threads(old_threads)
         self.module_ = module.cpu().eval()
-        self.history_ = {"warmup": h1.to_dict(), "main": h2.to_dict(),
-                         "restart_val_losses": run.losses, "restart_selected": run.index,
-                         "restart_epochs": run.rounds}
+        self.history_ = {"warmup": h1.to_dict(), "main": h2.to_dict()}
         self.n_iter_ = int(h1.n_epochs + h2.n_epochs)
         if h4 is not None:
             self.history_["unwarp"] = h4.to_dict()
@@ -531,86 +513,6 @@ class MultiModalCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         Z = self._encode(Xs)
         self.pc_graph_ = self._pc(Z, self.node_names_)
         return self
-
-    def _restarts(self, Xs: np.ndarray, seed: int, n_init: int, restart_fraction: float | None,
-                  n_warm: int, n_main: int, common: dict[str, Any]) -> _Restart:
-        """Warm-up, first alignment and main stage of ``n_init`` restarts; return the kept one.
-
-        Restart ``r`` differs from the others by the seed of the network's
-        initialisation, of its warm-up and first alignment, and of its mini-batch order
-        in the main stage (restart 0 is exactly the training with ``n_init=1``). The
-        main stage of every restart has the same validation split, the same
-        generator for its sampling noise and constant penalties, so their validation
-        losses compare like with like. Successive halving: all restarts run the first
-        ``s = ceil(restart_fraction * n_main)`` epochs of the main stage, the better
-        half (by the lowest validation loss reached so far; ties: lower index) is
-        continued to ``2 s`` epochs, and so on until one is left, which finishes the
-        stage exactly as if it had not paused. A restart that stops early competes
-        with its finished run.
-        """
-        seeds = self._restart_seeds(seed, n_init)
-        main_seed = (seed + 1) % 2**32
-        runs = [self._start_restart(Xs, r, s, n_warm, common) for r, s in enumerate(seeds)]
-        step = n_main
-        if n_init > 1 and restart_fraction is not None:
-            step = min(max(int(math.ceil(restart_fraction * n_main)), 1), n_main)
-        alive, rounds, budget = list(range(n_init)), [], step
-        while True:
-            budget = min(budget, n_main)
-            for r in alive:
-                runs[r].train_main(Xs, n_main, budget, main_seed, self.n_iter_no_change, common)
-            rounds.append(int(budget))
-            for r in alive:
-                runs[r].losses.append(runs[r].selection_loss())
-            if len(alive) == 1:
-                break
-            ranked = sorted(alive, key=lambda r: (runs[r].losses[-1], r))
-            finished = budget >= n_main or all(not runs[r].h2.paused for r in alive)
-            alive = sorted(ranked[:1] if finished else ranked[:(len(alive) + 1) // 2])
-            for r in set(range(n_init)) - set(alive):
-                runs[r].module = None  # dropped: free it
-            if finished:
-                break
-            budget *= 2
-        best = alive[0]
-        if runs[best].h2.paused:
-            runs[best].train_main(Xs, n_main, None, main_seed, self.n_iter_no_change, common)
-        run = runs[best]
-        run.index, run.rounds = best, rounds
-        run.losses = [runs[r].losses for r in range(n_init)]
-        if run.alignment is not None:
-            self.alignment_ = run.alignment
-        return run
-
-    @staticmethod
-    def _restart_seeds(seed: int, n_init: int) -> list[int]:
-        """Initialisation seeds of the restarts: ``seed`` first, then drawn from it."""
-        return [seed] + [int(v) for v in np.random.RandomState(seed).randint(0, 2**31, size=n_init - 1)]
-
-    def _start_restart(self, Xs: np.ndarray, index: int, init_seed: int, n_warm: int,
-                       common: dict[str, Any]) -> _Restart:
-        """Build the network of one restart, run its warm-up and first alignment."""
-        import torch
-
-        from crl_neuro.core.training import fit_torch
-        from crl_neuro.multimodal._module import build_module
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(init_seed)
-            module = build_module(self.config_)
-        module.beta = float(self.beta)
-        network = module.network_parameters()  # the latent maps are trained apart
-        h1 = fit_torch(module, _elbo_loss, Xs, max_iter=n_warm, patience=None,
-                       random_state=init_seed, parameters=network, **common)
-        self.__dict__.pop("alignment_", None)
-        if self.align is not None and len(self.modalities_) > 1:
-            self._align(module, Xs, init_seed, first=True)
-        # Main stage: full objective, constant penalties so that early stopping (and
-        # the comparison of restarts) compares like with like.
-        module.lambda_cross = float(self.sparsity)
-        module.lambda_within = 0.1 * float(self.sparsity)
-        module.lambda_dag = 10.0
-        return _Restart(module, h1, init_seed, getattr(self, "alignment_", None))
 
     def _align(self, module: Any, Xs: np.ndarray, seed: int, first: bool = False) -> None:
         """Re-express each modality's latents by the sparsest mixture (see ``align``)."""
@@ -783,42 +685,3 @@ def _check_ranks(feats: dict[str, np.ndarray], dims: dict[str, int]) -> None:
                 f"latent_dims[{m!r}]={dims[m]} exceeds the rank of data[{m!r}] ({rank}, from "
                 f"{X.shape[1]} features and {X.shape[0]} samples); reduce latent_dims[{m!r}]"
             )
-
-
-def _elbo_loss(model: Any, batch: tuple[Any, ...]) -> Any:
-    return model.loss(batch[0])
-
-
-class _Restart:
-    """One restart of :meth:`MultiModalCRL.fit`: its network and its (pausable) main stage."""
-
-    def __init__(self, module: Any, h1: Any, init_seed: int, alignment: dict | None) -> None:
-        import torch
-
-        self.module, self.h1, self.h2, self.alignment = module, h1, None, alignment
-        # this restart's own mini-batch order in the main stage (restart 0: the
-        # order fit_torch's default would draw from the main stage's seed)
-        self.shuffle = torch.Generator().manual_seed((init_seed + 2) % 2**32)
-        self.losses: list[Any] = []
-        self.index, self.rounds = 0, []
-
-    def train_main(self, Xs: np.ndarray, n_main: int, pause_after: int | None, main_seed: int,
-                   patience: int | None, common: dict[str, Any]) -> None:
-        """Run (or continue) the main stage up to ``pause_after`` epochs or its end."""
-        from crl_neuro.core.training import fit_torch
-
-        if self.h2 is not None and not self.h2.paused:
-            return  # finished (stopped early or at n_main)
-        if pause_after is not None and pause_after >= n_main:
-            pause_after = None  # to the end of the stage
-        if pause_after is not None and self.h2 is not None and pause_after <= self.h2.n_epochs:
-            return  # already there
-        self.h2 = fit_torch(self.module, _elbo_loss, Xs, max_iter=n_main, patience=patience,
-                            random_state=main_seed, parameters=self.module.network_parameters(),
-                            shuffle_generator=self.shuffle, pause_after=pause_after,
-                            resume=self.h2, **common)
-
-    def selection_loss(self) -> float:
-        """Lowest validation loss of the main stage so far."""
-        h = self.h2
-        return float(np.min(h.val_loss if h.val_loss else h.train_loss))
