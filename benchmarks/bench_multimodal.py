@@ -91,6 +91,47 @@ the default stays ``align="pcor"``. The sampler's identifiable draws lean to 3-4
 modalities (none of the 23 identifiable draws has 2 modalities): two modalities of very
 different sizes admit no identifiable structure.
 
+Restarts picked by the validation objective (issue 22; measured 2026-12-06, 13:14-13:55
+UTC, the shared 2-core CPU machine, one process with one thread): tried and *not kept*.
+An experimental ``MultiModalCRL(n_init, restart_fraction)`` (commit 88756c5, reverted
+in the next commit) trained restarts that differ by the seed of the networks'
+initialisation, warm-up, first alignment and main-stage batch order (restart 0 = the
+default fit; all restarts share the main stage's validation split, sampling noise and
+constant penalties), halved them on the lowest main-stage validation loss and carried
+the winner alone through unwarping, alignment and the prior refit.
+``benchmarks/diag_multimodal_restarts.py`` at that commit trained each of 4 restarts
+alone through every stage on 10 family draws outside 0-19 (4 chosen as likely bad: 3
+mixing layers and a 5-6-latent modality; 6 more, 40-53, of mixed kinds); mean MCC over
+modalities of restarts r0-r3 and the main-stage validation loss at the first halving
+point (best of epochs 1-21 of 105, ``restart_fraction=0.2``)::
+
+    draw  MCC r0    r1     r2     r3     val@21 r0    r1      r2      r3
+    20    0.703  0.643  0.695  0.685     0.84   -2.36   -3.56   -1.86
+    23    0.629  0.604  0.628  0.613     1.42    1.35    1.18    1.01
+    34    0.617  0.601  0.601  0.577    -3.16   -2.76   -5.91   -4.47
+    36    0.604  0.643  0.656  0.660    -4.90   -4.35   -3.69   -2.35
+    40    0.970  0.821  0.896  0.883    -3.98   -4.43   -4.58   -4.84
+    42    0.636  0.724  0.654  0.651    -1.00   -2.18   -4.43   -2.00
+    48    0.910  0.903  0.905  0.905    -8.04   -7.71   -7.92   -7.45
+    49    0.858  0.809  0.834  0.872    -9.03   -8.19  -10.60  -11.26
+    52    0.808  0.771  0.685  0.836    -7.15   -7.86   -7.05   -7.82
+    53    0.745  0.734  0.771  0.739    -6.11   -6.92   -6.99   -6.02
+
+    restart kept by (of 4)              mean MCC change vs r0   draws better / worse   Spearman(loss, MCC)
+    val. loss at main epoch 21 (halving)   -0.011                 3 / 5                  -0.06
+    val. loss at main epoch 42             -0.010                 3 / 5                  -0.06
+    final val. loss (all trained fully)    +0.004                 4 / 4                  -0.10
+    oracle (best MCC of 4)                 +0.021                 -                      -
+
+The validation loss does not track MCC (a useful criterion needs a clearly negative
+rank correlation), and the gain even of an oracle is small: on the four likely-bad draws
+(20, 23, 34, 36) every restart is bad (0.58-0.70), so these failures are systematic,
+not bad local optima that a restart escapes. The ELBO is blind to mixtures of a
+modality's latents (module docstring of :mod:`crl_neuro.multimodal.model`), which is
+what MCC measures. The last alignment objective and the last warm-up validation loss
+(recorded on the 6 later draws) pick worse restarts still (-0.042 and -0.024). Fit
+times per restart 16-54 s on these draws.
+
 Measured (2026-11-29, one full run on the 2-core machine, two problem groups in
 parallel, seeds 0-2; mean MCC over modalities / MCC of identifiable latents / cross-modal
 F1; ``crl_nounwarp`` is the previous default, ``unwarp=False``):

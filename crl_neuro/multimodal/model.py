@@ -64,6 +64,10 @@ Limitations (measured, see ``benchmarks/bench_multimodal.py``)
   noises ``align="ica"`` reaches 0.93-0.96 (per-modality ICA or iVAE: 0.75-0.78), with
   a lower cross-modal F1 (0.73-0.80).
 * The unwarping stage roughly doubles the fit time.
+* Restarts picked by the validation objective do not help (tried 2026-12-06, not
+  kept): on 10 family draws x 4 restarts the main-stage validation loss does not rank
+  restarts by MCC, and on the bad draws every restart is bad (see
+  ``benchmarks/bench_multimodal.py``).
 * The SEM prior is linear in the corrected latents: paired latents with equal
   cross-modal couplings leave a rotation unidentified from second-order structure (the
   simulator avoids equal couplings).
