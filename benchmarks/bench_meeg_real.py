@@ -221,7 +221,26 @@ def _lateralisation(sources_by_run: dict) -> np.ndarray:
     return np.mean(out, axis=0)
 
 
-def run_motor(n_sources: int = 8, crl_kwargs: dict | None = None) -> list[dict]:
+def condition_sessions(runs: tuple, sessions: list) -> list:
+    """One session per task condition, pooled over the runs that share it (8 sessions).
+
+    Runs 3/7/11 (real left/right fist), 4/8/12 (imagined left/right fist), 5/9/13 (real
+    both fists/feet), 6/10/14 (imagined both fists/feet); T1 and T2 are the two
+    conditions of each task. Pooling the three repetitions averages out what changes
+    from run to run without being the task (electrode contact, muscle tension).
+    """
+    import mne
+
+    groups: dict = {}
+    for run, epochs in zip(runs, sessions):
+        for cond in ("T1", "T2"):
+            groups.setdefault(((run - 3) % 4, cond), []).append(epochs[cond])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # annotations are not concatenated
+        return [mne.concatenate_epochs(v, verbose=False) for _, v in sorted(groups.items())]
+
+
+def run_motor(n_sources: tuple = (6, 8, 10), crl_kwargs: dict | None = None) -> list[dict]:
     import mne
 
     from crl_neuro.datasets.meeg import _cortex_source_space, _fsaverage_mri_to_head
@@ -260,20 +279,25 @@ def run_motor(n_sources: int = 8, crl_kwargs: dict | None = None) -> list[dict]:
             print(f"  {name} src {j}: MNI ({p[0]:6.1f},{p[1]:6.1f},{p[2]:6.1f}) GOF {g:4.0f}%  "
                   f"lat {l_:+.2f} dB")
 
-    kw = {"random_state": 0}
-    kw.update(crl_kwargs or {})
-    crl = SessionCRL(n_sources=n_sources, **kw)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="noise_cov is None")
-        crl.fit(sessions, forward=fwd)
-    fit_s = time.perf_counter() - t0
-    score(f"SessionCRL k={n_sources}", crl.source_pos_, crl.transform,
-          float(crl.pattern_correlation_.max()), fit_s, crl.source_gof_)
-    Wn = crl.whitener_
+    designs = {"runs": sessions, "conditions": condition_sessions(runs, sessions)}
+    Wn = None
+    for design, sess in designs.items():
+        for subspace in ("change", "variance"):
+            kw = {"random_state": 0, "subspace": subspace}
+            kw.update(crl_kwargs or {})
+            for k in n_sources:
+                crl = SessionCRL(n_sources=k, **kw)
+                t0 = time.perf_counter()
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="noise_cov is None")
+                    crl.fit(sess, forward=fwd)
+                fit_s = time.perf_counter() - t0
+                score(f"SessionCRL k={k} {subspace}, {design}", crl.source_pos_, crl.transform,
+                      float(crl.pattern_correlation_.max()), fit_s, crl.source_gof_)
+                Wn = crl.whitener_ if Wn is None else Wn
 
     epochs = mne.concatenate_epochs([s.copy() for s in sessions], verbose=False)
-    for n_comp in (20, n_sources):
+    for n_comp in (20, 8):
         ica, ica_s = _fit_ica(epochs, n_comp)
         A = ica.get_components()
         res = scan_leadfield(fwd, A, info=info)
@@ -323,15 +347,16 @@ def run_sample(n_sources_list=(4, 6), crl_kwargs: dict | None = None) -> list[di
     raws = [mne.io.RawArray(e.data, e.info, verbose=False) for e in evokeds]
     Wn = None
     for k in n_sources_list:
-        kw = {"random_state": 0, "noise_cov": cov}
-        kw.update(crl_kwargs or {})
-        crl = SessionCRL(n_sources=k, **kw)
-        t0 = time.perf_counter()
-        crl.fit(raws, forward=fwd)
-        fit_s = time.perf_counter() - t0
-        Wn = crl.whitener_
-        score(f"SessionCRL k={k}", crl.source_pos_, float(crl.pattern_correlation_.max()), fit_s,
-              crl.source_gof_)
+        for subspace in ("variance", "change"):  # the default (change) last: dip. fit below
+            kw = {"random_state": 0, "noise_cov": cov, "subspace": subspace}
+            kw.update(crl_kwargs or {})
+            crl = SessionCRL(n_sources=k, **kw)
+            t0 = time.perf_counter()
+            crl.fit(raws, forward=fwd)
+            fit_s = time.perf_counter() - t0
+            Wn = crl.whitener_
+            score(f"SessionCRL k={k} {subspace}", crl.source_pos_,
+                  float(crl.pattern_correlation_.max()), fit_s, crl.source_gof_)
         # The same patterns, positions fitted continuously in the BEM (not on the 8 mm grid).
         t0 = time.perf_counter()
         crl.localize(fwd, bem=bem)
