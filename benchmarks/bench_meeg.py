@@ -87,6 +87,17 @@ close to any found pattern; it now compares the orientation the location would b
 given. The continuous dipole fit of the patterns (``SessionCRL.localize(forward,
 bem=...)``) removes most of the grid error in both cases.
 
+Same commands, 2026-12-06 14:00 UTC, after ``SessionCRL(subspace="change")`` became the
+default (RAP-MUSIC rows reproduced; worst case over the 20 problems after the slash)::
+
+    orientation  method                 loc mm mean / worst   MCC   network F1  changing F1  fit s
+    fixed        RAP-MUSIC                 6.2 / 10.4         0.92     0.74        0.47       1.25
+    fixed        crl_neuro SessionCRL      6.0 / 10.8         0.93     0.89        0.72       0.85
+    fixed        SessionCRL+dipole fit     4.0 /  6.4         0.93     0.89        0.72       1.14
+    free         RAP-MUSIC                 4.6 /  8.2         0.94     0.77        0.53       1.61
+    free         crl_neuro SessionCRL      4.2 /  7.0         0.94     0.95        0.70       0.94
+    free         SessionCRL+dipole fit     3.9 /  6.3         0.94     0.95        0.70       1.21
+
 Usage::
 
     python benchmarks/bench_meeg.py --quick

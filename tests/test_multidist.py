@@ -386,3 +386,37 @@ def test_no_import_cycle_between_multidist_nonlinear_changes():
     assert not {"crl_neuro.core.multidist", "crl_neuro.core.nonlinear", "crl_neuro.core.changes"} & imports(
         "joint_sparse"
     )
+
+
+def test_change_subspace_finds_changing_directions_not_the_strongest():
+    """Population covariances: two strong stationary latents, two weak ones whose power
+    changes, two weak stationary ones. The change subspace is the changing latents'
+    span; the principal subspace is the strong latents' span."""
+    from crl_neuro.core.joint_sparse import change_subspace, signal_subspace
+
+    rng = np.random.default_rng(0)
+    p, D = 6, 5
+    A = rng.standard_normal((p, p))
+    var = np.tile([100.0, 80.0, 1.0, 1.0, 0.5, 0.5], (D, 1))
+    var[:, 2:4] = np.exp(rng.uniform(-1.5, 1.5, (D, 2)))
+    covs = np.array([A @ np.diag(v) @ A.T for v in var])
+    pi = np.full(D, 1.0 / D)
+
+    def angle_cos(basis, cols):  # smallest cosine of the principal angles
+        Q, _ = np.linalg.qr(A[:, cols])
+        return np.linalg.svd(basis.T @ Q, compute_uv=False).min()
+
+    V, Vpinv, E, score = change_subspace(covs, pi, 2, p, "rank")
+    assert angle_cos(E, [2, 3]) > 0.999
+    pooled = np.einsum("d,dab->ab", pi, covs)
+    np.testing.assert_allclose(V @ pooled @ V.T, np.eye(2), atol=1e-8)
+    np.testing.assert_allclose(V @ Vpinv, np.eye(2), atol=1e-8)
+    np.testing.assert_allclose(E.T @ E, np.eye(2), atol=1e-10)
+    assert score[0] >= score[1] > 0
+    _, _, E_var, _ = signal_subspace(pooled, 2, 1e-10, "rank")
+    assert angle_cos(E_var, [2, 3]) < 0.5
+    # Searching only the two leading principal directions cannot find them.
+    _, _, E2, _ = change_subspace(covs, pi, 2, 2, "rank")
+    assert angle_cos(E2, [2, 3]) < 0.5
+    with pytest.raises(ValueError, match="rank"):
+        change_subspace(np.array([np.outer(A[:, 0], A[:, 0])] * D), pi, 2, p, "rank")

@@ -560,3 +560,36 @@ def test_rap_music_start_agrees_with_mne_rap_music(sim):
     U, _, _ = np.linalg.svd(Wn @ evoked.data, full_matrices=False)
     ours, _ = _rap_music(Wn @ gain, U[:, :2], 2, n_ori)
     assert sorted(int(v) for v in ours) == mne_locs == sorted([a, b])
+
+
+def test_change_subspace_ignores_a_strong_stationary_rhythm():
+    """A strong rhythm whose power never changes (alpha-like) dominates the variance:
+    the principal subspace holds it and loses the sources; the directions that change
+    across sessions (subspace="change", the default) keep the sources."""
+    from scipy.signal import butter, sosfiltfilt
+
+    sim = simulate_meeg_sessions(n_sources=3, n_sessions=4, duration=30.0, random_state=0)
+    gain, rr = sim.forward["sol"]["data"], sim.forward["source_rr"]
+    rng = np.random.default_rng(0)
+    far = np.linalg.norm(rr[:, None] - sim.truth.pos[None], axis=-1).min(axis=1) > 0.04
+    v = rng.choice(np.flatnonzero(far))
+    sos = butter(4, [8.0, 12.0], btype="band", fs=sim.info["sfreq"], output="sos")
+    raws = []
+    for raw in sim.raws:
+        x = raw.get_data()
+        y = np.outer(gain[:, v], sosfiltfilt(sos, rng.standard_normal(x.shape[1])))
+        raws.append(mne.io.RawArray(x + 2.0 * np.linalg.norm(x) / np.linalg.norm(y) * y, raw.info,
+                                    verbose=False))
+    truth = np.hstack(sim.truth.sources).T
+    res = {}
+    for subspace in ("change", "variance"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "variance" splits the rhythm
+            est = SessionCRL(3, noise_cov=sim.noise_cov, subspace=subspace, random_state=0,
+                             verbose=False).fit(raws, forward=sim.forward)
+        res[subspace] = (mcc(truth, np.hstack([est.transform(r) for r in raws]).T),
+                         localization_error(sim.truth.pos, est.source_pos_))
+    assert res["change"][0] >= 0.9 and res["change"][1] <= 10.0
+    assert res["variance"][0] < 0.75 and res["variance"][1] > 20.0
+    with pytest.raises(ValueError, match="subspace"):
+        SessionCRL(3, subspace="pca").fit(raws, forward=sim.forward)

@@ -25,6 +25,7 @@ __all__ = [
     "effective_n",
     "fit_linear_multidomain",
     "signal_subspace",
+    "change_subspace",
     "theory_penalty_level",
 ]
 
@@ -297,6 +298,75 @@ def signal_subspace(pooled: np.ndarray, k: int, rtol: float, message: str
     if ev[-1] <= rtol * ev[0]:
         raise ValueError(message)
     return E.T / np.sqrt(ev)[:, None], E * np.sqrt(ev)[None, :], E, ev
+
+
+def change_subspace(covs: np.ndarray, weights: np.ndarray, k: int, max_dims: int, message: str
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Whitening onto the ``k`` directions whose power changes most across domains.
+
+    The alternative to :func:`signal_subspace` used by
+    :class:`~crl_neuro.meeg.SessionCRL`: latents are identified by how their
+    distributions change across domains (Zhang et al., 2024), so the subspace worth
+    keeping is the one where the domain covariances differ, not the one with the
+    most variance (on EEG, stationary rhythms and deep smooth fields dominate the
+    variance). In the coordinates where the pooled covariance is the identity
+    (its ``max_dims`` leading eigenvectors), each domain covariance ``C_d`` has a
+    matrix logarithm ``L_d`` (zero where nothing changes, and symmetric in
+    increases and decreases of power); the subspace is spanned by the ``k``
+    leading eigenvectors of ``sum_d w_d L_d^2``, a multi-domain version of common
+    spatial patterns (CSP).
+
+    Parameters
+    ----------
+    covs : ndarray, shape (n_domains, p, p)
+        Domain covariances.
+    weights : ndarray, shape (n_domains,)
+        Domain weights (summing to one); the pooled covariance is their weighted mean.
+    k : int
+        Dimension of the subspace.
+    max_dims : int
+        Number of leading principal directions of the pooled covariance searched
+        (at least ``k``; capped at ``p``). Directions a domain's covariance cannot
+        estimate (few samples) must be left out here.
+    message : str
+        Text of the ValueError raised when the pooled covariance has rank < ``k``.
+
+    Returns
+    -------
+    reduce, expand, basis, change : ndarray
+        ``reduce`` (k, p) maps data to the subspace with unit pooled covariance,
+        ``expand`` (p, k) maps back (``reduce @ expand`` is the identity; its columns
+        are the patterns of the reduced coordinates, ``pooled @ reduce.T``), ``basis``
+        (p, k) is an orthonormal basis of the subspace (columns of ``expand``
+        orthonormalised) and ``change`` (k,) the change scores, largest first.
+    """
+    covs = np.asarray(covs, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    pooled = np.einsum("d,dab->ab", weights, covs)
+    ev, E = np.linalg.eigh(pooled)
+    order = np.argsort(ev)[::-1]
+    ev, E = ev[order], E[:, order]
+    if ev[k - 1] <= 1e-10 * ev[0]:
+        raise ValueError(message)
+    m = int(min(max(k, max_dims), np.count_nonzero(ev > 1e-10 * ev[0])))
+    if m == k:  # nothing to choose from
+        V, Vpinv, E, _ = signal_subspace(pooled, k, 1e-10, message)
+        return V, Vpinv, E, np.full(k, np.nan)
+    V_m = E[:, :m].T / np.sqrt(ev[:m])[:, None]
+    C = np.einsum("ia,dab,jb->dij", V_m, covs, V_m)
+    score = np.zeros((m, m))
+    for w, c in zip(weights, C):
+        ev, U = np.linalg.eigh(c)
+        L = (U * np.log(np.maximum(ev, 1e-12 * ev.max()))) @ U.T
+        score += w * (L @ L)
+    ev, U = np.linalg.eigh(score)
+    order = np.argsort(ev)[::-1][:k]
+    V = U[:, order].T @ V_m  # unit pooled covariance: U is orthonormal
+    # Back to the data space through the pooled covariance (patterns of the reduced
+    # coordinates), not the pseudo-inverse: V @ pooled @ V.T is the identity.
+    Vpinv = pooled @ V.T
+    basis, _ = np.linalg.qr(Vpinv)
+    return V, Vpinv, basis, ev[order]
 
 
 def theory_penalty_level(pi: np.ndarray, n_eff: np.ndarray, k: int) -> float:

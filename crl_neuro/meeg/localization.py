@@ -162,7 +162,7 @@ def _dipoles_at(gain_w: np.ndarray, patterns_w: np.ndarray, locs: np.ndarray,
 
 
 def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_ori: int,
-               max_corr: float | None = None) -> tuple:
+               max_corr: float | None = None, compare: np.ndarray | None = None) -> tuple:
     """Recursively applied MUSIC on an orthonormal signal subspace (whitened space).
 
     At each step the location with the highest subspace correlation with the
@@ -173,17 +173,22 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
     leadfield, projected on the signal subspace, correlates above ``max_corr`` with
     a pattern already found (so projected) is not taken: two such sources would be
     one generator split in two. With free orientation the location's leadfield is
-    taken in the orientation it would be given.
+    taken in the orientation it would be given. ``compare`` (k, ch) maps a whitened
+    leadfield to the coordinates in which patterns are compared (default
+    ``signal_basis.T``, the orthogonal projection; a caller whose reduction projects
+    obliquely passes its own, so that the check matches the patterns it will use).
 
     Returns the location indices and the whitened dipole patterns (ch, n_sources).
     """
     n_ch = gain_w.shape[0]
     n_src = gain_w.shape[1] // n_ori
     G0 = gain_w.reshape(n_ch, n_src, n_ori).transpose(1, 0, 2)
+    if compare is None:
+        compare = signal_basis.T
     if max_corr is not None and n_ori == 1:
         # Orthonormal basis of each location's leadfield in signal-subspace
         # coordinates (SVD: directions it does not reach are dropped).
-        U_, sv_, _ = np.linalg.svd(np.einsum("ck,sco->sko", signal_basis, G0), full_matrices=False)
+        U_, sv_, _ = np.linalg.svd(np.einsum("kc,sco->sko", compare, G0), full_matrices=False)
         Qs = U_ * (sv_ > 1e-6 * np.maximum(sv_[:, :1], 1e-300))[:, None, :]
     P = np.eye(n_ch)
     locs, pats = [], []
@@ -212,7 +217,7 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
         corr[locs] = -np.inf
         if max_corr is not None and pats:
             if n_ori == 1:
-                alike = _too_alike(Qs, signal_basis, pats, max_corr)
+                alike = _too_alike(Qs, compare, pats, max_corr)
             else:
                 # The pattern a location would be given (its best orientation for the
                 # remaining subspace), not the best over all orientations: in a small
@@ -220,9 +225,9 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
                 # contains some direction close to a found pattern, which would exclude
                 # almost every location.
                 C = np.einsum("sop,sp->so", to_coef, vecs)
-                cand = np.einsum("ck,sco,so->sk", signal_basis, G0, C)[:, :, None]
+                cand = np.einsum("kc,sco,so->sk", compare, G0, C)[:, :, None]
                 cand /= np.maximum(np.linalg.norm(cand, axis=1, keepdims=True), 1e-300)
-                alike = _too_alike(cand, signal_basis, pats, max_corr)
+                alike = _too_alike(cand, compare, pats, max_corr)
             if np.isfinite(corr[~alike]).any():  # else keep the best, alike or not
                 corr[alike] = -np.inf
         s = int(corr.argmax())
@@ -241,9 +246,9 @@ def _rap_music(gain_w: np.ndarray, signal_basis: np.ndarray, n_sources: int, n_o
     return np.array(locs), np.array(pats).T
 
 
-def _too_alike(Qs: np.ndarray, basis: np.ndarray, pats: list, max_corr: float) -> np.ndarray:
+def _too_alike(Qs: np.ndarray, compare: np.ndarray, pats: list, max_corr: float) -> np.ndarray:
     """Locations whose projected leadfield correlates above ``max_corr`` with a found pattern."""
-    B = basis.T @ np.array(pats).T  # found patterns in subspace coordinates (k, n_found)
+    B = compare @ np.array(pats).T  # found patterns in subspace coordinates (k, n_found)
     B = B / np.maximum(np.linalg.norm(B, axis=0, keepdims=True), 1e-300)
     corr = np.linalg.norm(np.einsum("sko,kf->sof", Qs, B), axis=1)  # (src, n_found)
     return (corr > max_corr).any(axis=1)
