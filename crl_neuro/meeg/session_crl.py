@@ -19,7 +19,8 @@ leadfield. SessionCRL combines both:
    model is identified by those changes; ``subspace="variance"`` takes the
    ``n_sources`` leading eigenvectors of the pooled, session-centred covariance.
    On the randomised family both give the same localisation, the change subspace a
-   higher MCC (tuning draws: 0.86 vs 0.85, worst 0.62 vs 0.50); with a strong
+   higher MCC (tuning draws: 0.86 vs 0.85, worst 0.62 vs 0.50; without a forward
+   the same, 0.69 vs 0.70, worst 0.40 vs 0.39); with a strong
    stationary rhythm in the data (alpha) the variance subspace holds the rhythm and
    loses sources (``benchmarks/bench_meeg_changes.py --stationary-rhythm``), and on
    the motor EEG only the change subspace finds the hand areas
