@@ -180,6 +180,39 @@ subject with 21-24 four-second epochs per condition.
 n_sources=6 in the tutorial was set after this sweep (the bootstrap stability argument
 above is the reason given to users); treat the k-dependence as part of the result.
 
+Is it the head model? (2026-12-06 17:40 UTC, ``--robustness --head-model M``, the same
+fits; for each landmark the nearest source lateralised the right way, distance mm
+[lat dB] (MNI position); ``*`` = hit)::
+
+    fit                  k   sphere (tutorial)        sphere, free orient.     sphere + dipole fit      sample-subject BEM, volume
+    all runs             4   L 25.6  R 96.6           L 28.7  R107.6           L 28.4  R 96.6           L 39.5  R120.1
+    all runs             5   L 50.6  R 47.0           L 94.1  R 39.8           L 23.2  R 39.5           L  -    R 46.4
+    all runs             6   L 13.2* R 14.6*          L 23.8  R 22.3           L 22.1  R 18.2*          L 39.0  R 39.3
+    all runs             7   L 13.2* R 14.6*          L  -    R 22.3           L 22.1  R 26.0           L 39.0  R 39.3
+    all runs             8   L 71.5  R 14.6*          L 85.2  R 22.3           L 83.6  R 29.4           L 39.0  R 39.3
+    without rep. 1       6   L 48.6  R 77.2           L 41.4  R 77.2           L 34.7  R 83.0           L 95.0  R 88.6
+    without rep. 1       8   L 61.8  R 77.2           L 59.4  R 73.0           L 47.9  R 82.9           L 62.0  R 83.5
+    without rep. 2       6   L 33.6  R 35.0           L 29.0  R 22.3           L 25.0  R 25.7           L 37.9  R 39.3
+    without rep. 2       8   L 33.6  R 35.0           L 23.8  R 22.3           L 25.1  R 27.9           L 37.9  R 39.3
+    without rep. 3       6   L 26.0  R 66.4           L 19.1* R 73.0           L 24.9  R 79.0           L 31.9  R 58.7
+    without rep. 3       8   L 13.2* R 40.6           L 19.1* R 15.2*          L 22.4  R 24.2           L 35.6  R 32.2
+
+No head model makes the hits robust. Two different failures show: (1) without the
+first repetition (runs 3-6) no model finds a lateralised central source on either side,
+and with 4 sources none on the right: the task sources are not among the fitted ones;
+(2) elsewhere a central source lateralised the right way by 0.8-1.8 dB is there, at
+x = +-33 to 58, y = -35 to -5 MNI mm, but the continuous fit puts it mostly at z = 30-39
+(free orientation on the surface grid: 31-44) and the realistic head (MNE's sample subject: 3-layer BEM, standard montage coregistered
+to its scalp, mean electrode-scalp distance 3.6 mm, free-orientation volume grid every
+7 mm) at z = 19-29, i.e. 15-40 mm below the hand knob (z = 58): the equivalent dipole
+of the mu rhythm lies deep, as expected of an extended cortical generator fitted by
+one dipole, and only the cortical surface grid of the tutorial (fixed normal
+orientation) keeps it near the cortex. With that realistic head the same central
+pair comes back for 6, 7 and 8 sources and in two of the three leave-one-out fits
+(8 sources), so detection is more stable than the 20 mm criterion says, but the
+criterion is what the issue asks for and it holds only in the tutorial's setting.
+No S001 MRI exists; every head here is a template.
+
 Before the change subspace (issue 23, "Done when" then): no SessionCRL source near
 either hand area of the motor EEG. On the sample MEG, met with 6 sources since the
 h23-meg changes (19.0 / 18.0 mm, narrowly; not with 4), not before (left at 21.9 mm,
@@ -209,6 +242,7 @@ Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_meeg_real.py            # both
     OMP_NUM_THREADS=1 python benchmarks/bench_meeg_real.py --only motor
+    OMP_NUM_THREADS=1 python benchmarks/bench_meeg_real.py --robustness --head-model bem-volume
 """
 
 from __future__ import annotations
@@ -376,42 +410,96 @@ def run_motor(n_sources: tuple = (6, 8, 10), crl_kwargs: dict | None = None) -> 
     return rows
 
 
-def run_motor_robustness(n_sources: tuple = (4, 5, 6, 7, 8)) -> None:
-    """How much the motor-EEG hits depend on n_sources and on the runs (defaults, conditions).
+HEAD_MODELS = ("sphere", "sphere-free", "sphere-dipfit", "bem-volume")
 
-    All twelve runs with several ``n_sources``; then each task repetition left out in
-    turn (two runs per condition instead of three) with 6 and 8 sources. Prints one line
-    per fit: nearest source to each hand landmark, its lateralisation, and whether any
-    source within 20 mm is lateralised the right way.
+
+def _motor_forward(info, head_model: str):
+    """Forward, continuous-fit head model and head->MNI map for the motor robustness check.
+
+    ``sphere``: the tutorial's (fsaverage5 ``oct5`` cortex, fixed normal orientation,
+    sphere fitted to the electrodes, ``trans=None``); ``sphere-free``: the same with
+    free orientation; ``sphere-dipfit``: the tutorial's, then
+    :meth:`SessionCRL.localize` with the sphere (continuous dipole fit);
+    ``bem-volume``: a realistic head, that of the MNE sample subject (3-layer BEM,
+    320 triangles per layer, ``mne_testing_data``), the standard montage coregistered
+    to its scalp (fiducials, then ICP on the electrodes), free-orientation volume grid
+    every 7 mm, MNI through the subject's Talairach transform. No head model here is
+    S001's own (there is no MRI of this person).
     """
     import mne
 
     from crl_neuro.datasets.meeg import _cortex_source_space, _fsaverage_mri_to_head
+
+    if head_model == "bem-volume":
+        subjects_dir = TESTING / "subjects"
+        coreg = mne.coreg.Coregistration(info, "sample", subjects_dir, fiducials="auto")
+        coreg.fit_fiducials(verbose=False)
+        coreg.fit_icp(n_iterations=20, nasion_weight=2.0, verbose=False)
+        bem = mne.read_bem_solution(subjects_dir / "sample" / "bem" / "sample-320-320-320-bem-sol.fif",
+                                    verbose=False)
+        src = mne.setup_volume_source_space("sample", pos=7.0, bem=bem, subjects_dir=subjects_dir,
+                                            mindist=5.0, verbose=False)
+        fwd = mne.make_forward_solution(info, coreg.trans, src, bem, eeg=True, meg=False,
+                                        verbose=False)
+
+        def to_mni(pos_head):
+            return mne.head_to_mni(pos_head, "sample", coreg.trans, subjects_dir=subjects_dir,
+                                   verbose=False)
+
+        return fwd, None, to_mni
+    sphere = mne.make_sphere_model("auto", "auto", info, verbose=False)
+    fwd = mne.make_forward_solution(info, trans=None, src=_cortex_source_space("oct5"),
+                                    bem=sphere, eeg=True, meg=False, verbose=False)
+    fwd = mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=head_model != "sphere-free",
+                                       verbose=False)
+    head_mri = np.linalg.inv(_fsaverage_mri_to_head())
+
+    def to_mni(pos_head):
+        return (pos_head @ head_mri[:3, :3].T + head_mri[:3, 3]) * 1e3
+
+    return fwd, sphere if head_model == "sphere-dipfit" else None, to_mni
+
+
+def run_motor_robustness(n_sources: tuple = (4, 5, 6, 7, 8), head_model: str = "sphere") -> None:
+    """How much the motor-EEG hits depend on n_sources, the runs and the head model.
+
+    All twelve runs with several ``n_sources``; then each task repetition left out in
+    turn (two runs per condition instead of three) with 6 and 8 sources. Defaults and
+    conditions as sessions throughout; ``head_model`` is one of :data:`HEAD_MODELS`
+    (see :func:`_motor_forward`). Prints one line per fit: for each hand landmark, the
+    nearest source lateralised the right way (distance, lateralisation, MNI position,
+    goodness of fit), and whether it is a hit (within 20 mm).
+    """
     from crl_neuro.meeg import SessionCRL
 
     runs = tuple(range(3, 15))
     epochs = {r: _load_run(r) for r in runs}
-    info = epochs[3].info
-    sphere = mne.make_sphere_model("auto", "auto", info, verbose=False)
-    fwd = mne.make_forward_solution(info, trans=None, src=_cortex_source_space("oct5"),
-                                    bem=sphere, eeg=True, meg=False, verbose=False)
-    fwd = mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True, verbose=False)
-    head_mri = np.linalg.inv(_fsaverage_mri_to_head())
+    fwd, dip_bem, to_mni = _motor_forward(epochs[3].info, head_model)
     hand = {r: epochs[r] for r in HAND_RUNS}
+    print(f"head model: {head_model}")
 
     def one(name, use, k):
         sess = condition_sessions(use, [epochs[r] for r in use])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             crl = SessionCRL(n_sources=k, random_state=0).fit(sess, forward=fwd)
-        pos = (crl.source_pos_ @ head_mri[:3, :3].T + head_mri[:3, 3]) * 1e3
+            if dip_bem is not None:
+                crl.localize(fwd, bem=dip_bem, trans=None)
+        pos = to_mni(crl.source_pos_)
         lat = _lateralisation({r: (crl.transform(e), e.events[:, 2]) for r, e in hand.items()})
         d = np.linalg.norm(pos[:, None] - HAND_MNI[None], axis=-1)
-        hit_l = bool(np.any((d[:, 0] <= HIT_MM) & (lat < 0)))
-        hit_r = bool(np.any((d[:, 1] <= HIT_MM) & (lat > 0)))
-        i, j = d[:, 0].argmin(), d[:, 1].argmin()
-        print(f"  {name:26s} k={k:2d}  L {d[i, 0]:5.1f} [{lat[i]:+.2f}]  R {d[j, 1]:5.1f} "
-              f"[{lat[j]:+.2f}]  hit L/R {'*' if hit_l else '-'}{'*' if hit_r else '-'}", flush=True)
+        cells = []
+        for side, sign in ((0, -1), (1, 1)):
+            ok = np.sign(lat) == sign
+            if not ok.any():
+                cells.append(f"{'LR'[side]}   none lateralised" + " " * 30)
+                continue
+            i = int(np.argmin(np.where(ok, d[:, side], np.inf)))
+            hit = "*" if d[i, side] <= HIT_MM else " "
+            p = np.round(pos[i]).astype(int)
+            cells.append(f"{'LR'[side]} {d[i, side]:5.1f}{hit} [{lat[i]:+.2f}] ({p[0]:4d},{p[1]:4d},"
+                         f"{p[2]:4d}) GOF {crl.source_gof_[i]:3.0f}%")
+        print(f"  {name:20s} k={k:2d}  {'   '.join(cells)}", flush=True)
 
     for k in n_sources:
         one("all runs", runs, k)
@@ -548,13 +636,15 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--only", choices=("motor", "sample"), default=None)
     parser.add_argument("--robustness", action="store_true",
                         help="motor EEG only: hits across n_sources and with a repetition left out")
+    parser.add_argument("--head-model", choices=HEAD_MODELS, default="sphere",
+                        help="head model of --robustness (default: the tutorial's sphere)")
     args = parser.parse_args(argv)
     if not DATA.is_dir():
         print(f"{DATA} not found: nothing to benchmark (the real data live beside the project).")
         return []
     if args.robustness:
         if MOTOR.is_dir():
-            run_motor_robustness()
+            run_motor_robustness(head_model=args.head_model)
         else:
             print(f"{MOTOR} not found: nothing to do")
         return []
