@@ -113,11 +113,42 @@ times the data's, power constant across sessions; one run, 181 s)::
     MNE RAP-MUSIC (localisation)                              27.4 / 46.0         0.68 / 0.50
     true patterns + scan (floor)                               9.8 / 17.0
 
+**Orientation** (2026-12-06 17:20 UTC, ``--orientation free``: every method gets the
+free-orientation solution that the simulator's fixed forward was converted from, i.e.
+what :func:`mne.make_forward_solution` returns; same draws, same data). The true sources
+sit off the decimated grid with the *fine* cortex's normal, which can be far from the
+normal of the nearest grid vertex, so the fixed forward forces a wrong orientation.
+One run with ``--dipole-fit`` (161 s; fit times of this run)::
+
+    method                           flagged        edge F1   loc mm mean/worst   MCC mean/worst  net F1  fit s
+    SessionCRL (defaults)            4/106 = 0.04   0.83       7.6 / 13.4         0.90 / 0.68     0.92    0.29
+    SessionCRL subspace='variance'   3/110 = 0.03   0.82       7.7 / 17.0         0.90 / 0.63     0.91    0.26
+    ICA + partial correlations     106/107 = 0.99   0.57      22.8 / 56.9         0.76 / 0.56     0.66    0.31
+    MNE RAP-MUSIC (localisation)                               7.5 / 17.0         0.89 / 0.66             0.89
+    true patterns + scan (floor)                               7.1 / 10.8
+    SessionCRL + localize(bem=)                                7.5 / 13.4         0.90 / 0.68             0.48
+    true patterns + dipole fit (floor, no grid)                7.2 / 12.5
+
+With the fixed forward (same draws, ``--orientation fixed``, run beside it: the table
+above, 10.5 / 19.8 mm, MCC 0.89 / 0.70, network F1 0.83) SessionCRL's network has more
+false edges (126 estimated edges on the power-only draws against 106) because unmixing
+with wrong orientations leaves the sources mixed. On the tuning draws (seeds
+1000-1023): free 7.6 / 16.1 mm, MCC 0.87 / 0.60, network F1 0.89, flagged 17/124 =
+0.14; fixed 10.0 / 25.0, 0.86 / 0.62, 0.73, 12/168 = 0.07 (nothing was chosen on them
+here). With ``--stationary-rhythm`` and the free forward: SessionCRL 10.1 / 34.8 mm,
+MCC 0.88 / 0.60, flagged 4/108, edge F1 0.79; ``subspace="variance"`` 26.4 / 45.5;
+RAP-MUSIC 26.5 / 44.4; ICA 36.5 / 85.4. On the motor EEG (a template head) the free
+orientation puts the hand sources about 1 cm deeper, 22-24 mm from the hand landmarks
+with 6 sources against 13-15 mm (``bench_meeg_real.py --robustness --head-model
+sphere-free``), so which forward to give is a modelling choice; on simulated data with
+a realistic cortex the free one is better.
+
 Usage::
 
     python benchmarks/bench_meeg_changes.py --stationary-rhythm  # + a strong stationary rhythm
     python benchmarks/bench_meeg_changes.py            # 24 draws x 2 kinds
     python benchmarks/bench_meeg_changes.py --draws 4  # quick look
+    python benchmarks/bench_meeg_changes.py --orientation free  # free-orientation forward
     python benchmarks/bench_meeg_changes.py --dipole-fit  # + continuous dipole fits
 """
 
@@ -181,7 +212,8 @@ def add_stationary_rhythm(sim, seed: int) -> dict:
     return {"rhythm_ratio": ratio, "rhythm_band_lo": lo}
 
 
-def run_draw(seed: int, kind: str, dipole_fit: bool = False, rhythm: bool = False) -> list[dict]:
+def run_draw(seed: int, kind: str, dipole_fit: bool = False, rhythm: bool = False,
+             orientation: str = "fixed") -> list[dict]:
     import mne
 
     from crl_neuro.core.changes import fdr_edges, mechanism_changes
@@ -193,6 +225,11 @@ def run_draw(seed: int, kind: str, dipole_fit: bool = False, rhythm: bool = Fals
     kw = draw_meeg_problem(seed, changes=kind)
     sim = simulate_meeg_sessions(**kw)
     extra = add_stationary_rhythm(sim, seed) if rhythm else {}
+    # The nominal forward is fixed (normal to the decimated cortex); "free" hands every
+    # method the free-orientation solution it was converted from (what
+    # mne.make_forward_solution returns).
+    fwd = sim.forward if orientation == "fixed" else mne.convert_forward_solution(
+        sim.forward, surf_ori=True, force_fixed=False, verbose=False)
     k = kw["n_sources"]
     truth = sim.truth
     true_tc = np.concatenate(truth.sources, 1).T
@@ -219,7 +256,7 @@ def run_draw(seed: int, kind: str, dipole_fit: bool = False, rhythm: bool = Fals
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         t0 = time.perf_counter()
-        est = SessionCRL(k, noise_cov=sim.noise_cov, random_state=0).fit(sim.raws, forward=sim.forward)
+        est = SessionCRL(k, noise_cov=sim.noise_cov, random_state=0).fit(sim.raws, forward=fwd)
         fit_s = time.perf_counter() - t0
     tcs = [est.transform(r) for r in sim.raws]
     row, match = score("SessionCRL", est.markov_network_, est.changing_edges_, est.source_pos_, tcs, fit_s)
@@ -243,7 +280,7 @@ def run_draw(seed: int, kind: str, dipole_fit: bool = False, rhythm: bool = Fals
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         var = SessionCRL(k, noise_cov=sim.noise_cov, random_state=0, subspace="variance").fit(
-            sim.raws, forward=sim.forward)
+            sim.raws, forward=fwd)
     rows.append(score("SessionCRL subspace='variance'", var.markov_network_, var.changing_edges_,
                       var.source_pos_, [var.transform(r) for r in sim.raws],
                       time.perf_counter() - t0)[0])
@@ -257,7 +294,7 @@ def run_draw(seed: int, kind: str, dipole_fit: bool = False, rhythm: bool = Fals
         warnings.simplefilter("ignore")
         ica.fit(raw_all, verbose=False)
     ica_s = time.perf_counter() - t0
-    loc = scan_leadfield(sim.forward, ica.get_components(), info=sim.info, noise_cov=sim.noise_cov)
+    loc = scan_leadfield(fwd, ica.get_components(), info=sim.info, noise_cov=sim.noise_cov)
     ica_tcs = [ica.get_sources(r).get_data() for r in sim.raws]
     inet, ichg = partial_corr_network(ica_tcs, max_lag=int(sim.info["sfreq"] // 2))
     rows.append(score("ICA + partial correlations", inet, ichg, loc.pos, ica_tcs, ica_s)[0])
@@ -268,13 +305,13 @@ def run_draw(seed: int, kind: str, dipole_fit: bool = False, rhythm: bool = Fals
     t0 = time.perf_counter()
     evoked = mne.EvokedArray(np.concatenate([r.get_data() for r in sim.raws], 1), sim.info,
                              nave=1, verbose=False)
-    dips = mne.beamformer.rap_music(evoked, sim.forward, sim.noise_cov, n_dipoles=k, verbose=False)
+    dips = mne.beamformer.rap_music(evoked, fwd, sim.noise_cov, n_dipoles=k, verbose=False)
     music_s = time.perf_counter() - t0
     amps = np.array([d.amplitude for d in dips])
     rows.append(dict(base, method="MNE RAP-MUSIC (localisation only)", fit_s=music_s,
                      loc_err_mm=localization_error(truth.pos, np.array([d.pos[0] for d in dips])),
                      mcc=mcc(true_tc, amps.T)))
-    floor = scan_leadfield(sim.forward, truth.patterns, info=sim.info, noise_cov=sim.noise_cov)
+    floor = scan_leadfield(fwd, truth.patterns, info=sim.info, noise_cov=sim.noise_cov)
     rows.append(dict(base, method="true patterns + scan (floor)",
                      loc_err_mm=localization_error(truth.pos, floor.pos)))
     if dipole_fit:
@@ -283,7 +320,7 @@ def run_draw(seed: int, kind: str, dipole_fit: bool = False, rhythm: bool = Fals
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est.localize(sim.forward, bem=truth.nominal_sphere)
+            est.localize(fwd, bem=truth.nominal_sphere)
         rows.append(dict(base, method="SessionCRL + localize(bem=) (localisation only)",
                          fit_s=fit_s + time.perf_counter() - t0, mcc=row["mcc"],
                          loc_err_mm=localization_error(truth.pos, est.source_pos_)))
@@ -333,6 +370,9 @@ def main(argv=None) -> pd.DataFrame:
                         help="also continuous dipole fits in the nominal head model (slower)")
     parser.add_argument("--stationary-rhythm", action="store_true",
                         help="add a strong stationary rhythm to every draw (add_stationary_rhythm)")
+    parser.add_argument("--orientation", choices=("fixed", "free"), default="fixed",
+                        help="forward handed to every method: the simulator's fixed-orientation one "
+                             "or its free-orientation original")
     args = parser.parse_args(argv)
     import mne
 
@@ -341,7 +381,7 @@ def main(argv=None) -> pd.DataFrame:
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.draws):
         for kind in ("power", "edges"):
-            rows += run_draw(seed, kind, args.dipole_fit, args.stationary_rhythm)
+            rows += run_draw(seed, kind, args.dipole_fit, args.stationary_rhythm, args.orientation)
         print(f"draw {seed} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     df = pd.DataFrame(rows)
     if args.out:

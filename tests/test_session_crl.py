@@ -46,6 +46,42 @@ def test_ground_truth_recovery(sim, fitted):
     assert np.all(est.source_gof_ > 80)
 
 
+def test_free_orientation_forward_off_grid(sim):
+    """The true sources sit off the decimated grid with the fine cortex's normals, so a
+    grid vertex's normal can be far from the source's orientation; with the free-
+    orientation solution the fixed forward was converted from (what
+    mne.make_forward_solution returns) the scan fits the orientation too."""
+    free = mne.convert_forward_solution(sim.forward, surf_ori=True, force_fixed=False, verbose=False)
+    est = SessionCRL(4, noise_cov=sim.noise_cov, random_state=0).fit(sim.raws, forward=free)
+    Z = np.hstack([est.transform(r) for r in sim.raws]).T
+    assert mcc(_truth_sources(sim), Z) >= 0.9
+    assert localization_error(sim.truth.pos, est.source_pos_) <= 8.0
+    np.testing.assert_allclose(np.linalg.norm(est.source_ori_, axis=1), 1.0)
+    np.testing.assert_allclose(est.dipoles_.pos, est.source_pos_)
+
+
+def test_orientation_basis():
+    """_ori_basis: orthonormal basis of each location's visible orientations and the
+    map back to orientation coefficients (G c = Q v); silent orientations dropped."""
+    from crl_neuro.meeg.localization import _ori_basis
+
+    rng = np.random.default_rng(0)
+    G = rng.normal(size=(50, 12, 3))
+    G[:5, :, 2] = 1e-9 * G[:5, :, 0] + 1e-30 * rng.normal(size=(5, 12))  # silent third column
+    Q, to_coef = _ori_basis(G)
+    gram = np.swapaxes(Q, 1, 2) @ Q
+    visible = np.r_[np.full(5, 2), np.full(45, 3)]
+    assert np.linalg.matrix_rank(Q[0], tol=1e-8) == 2
+    for s in range(50):  # Q^T Q = identity on the visible orientations, zero elsewhere
+        d = np.diag(gram[s])
+        np.testing.assert_allclose(gram[s], np.diag(d), atol=1e-8)
+        np.testing.assert_allclose(np.sort(d), [0.0] * (3 - visible[s]) + [1.0] * visible[s], atol=1e-8)
+    np.testing.assert_allclose(G @ to_coef, Q, atol=1e-10)
+    # same span as an SVD of the leadfield, for the visible orientations
+    U = np.linalg.svd(G[10], full_matrices=False)[0]
+    np.testing.assert_allclose(Q[10] @ Q[10].T, U @ U.T, atol=1e-10)
+
+
 def test_beats_ica_with_same_leadfield_scan(sim, fitted):
     info = sim.raws[0].info
     X = np.hstack([r.get_data() for r in sim.raws])

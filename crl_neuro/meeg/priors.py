@@ -103,7 +103,7 @@ class LeadfieldPrior:
             ``penalty(W)`` with ``W`` of shape ``(k, k)`` returns ``Q`` of shape
             ``(k, k, k)``.
         """
-        from crl_neuro.meeg.localization import _scan
+        from crl_neuro.meeg.localization import _ori_basis, _scan
 
         V, Vpinv, n_ori = context.reduce, context.expand, context.n_ori
         k = V.shape[0]
@@ -113,13 +113,15 @@ class LeadfieldPrior:
         pos = context.positions
         cands = [np.nonzero(np.linalg.norm(pos - pos[s], axis=1) <= self.radius)[0]
                  for s in context.start_locations]
+        # The leadfield does not change during the fit: orientation bases once.
+        bases = [_ori_basis(G[:, c, :].transpose(1, 0, 2)) if n_ori > 1 else None for c in cands]
 
         def penalty(W: np.ndarray) -> np.ndarray:
             mix_w = Vpinv @ np.linalg.inv(W)
             cols = []
             for j, cand in enumerate(cands):
                 Gj = G[:, cand, :].reshape(G.shape[0], -1)
-                b, _sc, coef, _amp = _scan(Gj, mix_w[:, [j]], n_ori)
+                b, _sc, coef, _amp = _scan(Gj, mix_w[:, [j]], n_ori, basis=bases[j])
                 cols.append(G[:, cand[b[0]], :] @ coef[0])
             T = V @ np.stack(cols, axis=1)  # (k, k) targets in the reduced space
             T /= np.maximum(np.linalg.norm(T, axis=0, keepdims=True), 1e-300)

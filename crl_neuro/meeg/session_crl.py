@@ -436,7 +436,14 @@ class SessionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
             Forward model (fixed or free orientation) giving the physics start
             and prior and the source locations (a grid scan; for positions off
             the grid, call :meth:`localize` with the head model afterwards:
-            ``est.localize(forward, bem=...)``).
+            ``est.localize(forward, bem=...)``). With free orientation (what
+            :func:`mne.make_forward_solution` returns) each source's orientation
+            is fitted; a fixed one imposes the grid's normals, which miss the
+            orientation of sources between grid vertices: on the randomised
+            EEG family, localisation 7.6 / 13.4 mm (mean / worst) with the free
+            forward against 10.5 / 19.8 mm with its fixed version, network F1
+            0.92 against 0.83 (``benchmarks/bench_meeg_changes.py
+            --orientation``).
         reject_by_annotation : bool
             If True (default, as :meth:`mne.preprocessing.ICA.fit`), samples of a
             Raw inside annotations whose description starts with ``BAD`` (e.g.
