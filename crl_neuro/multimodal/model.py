@@ -68,6 +68,11 @@ Limitations (measured, see ``benchmarks/bench_multimodal.py``)
   kept): on 10 family draws x 4 restarts the main-stage validation loss does not rank
   restarts by MCC, and on the bad draws every restart is bad (see
   ``benchmarks/bench_multimodal.py``).
+* On the randomised family the sparsity alignment leaves linear mixtures because its
+  objective does not prefer the truth there (dense moral graphs, two modalities, links
+  inside modalities), not because of its optimiser; re-aligning with ICA, gated or not
+  by the non-Gaussianity of the latents, did not pass the adoption rule (2026-12-06, see
+  ``benchmarks/bench_multimodal.py``).
 * The SEM prior is linear in the corrected latents: paired latents with equal
   cross-modal couplings leave a rotation unidentified from second-order structure (the
   simulator avoids equal couplings).
