@@ -367,3 +367,39 @@ def test_restarts_successive_halving(tiny):
 
     with pytest.raises(ValueError, match="restart_fraction"):
         MultiDistributionCRL(3, mixing="nonlinear", restart_fraction=2.0).fit(tiny.X, tiny.domains)
+
+
+def test_auto_epochs_rule():
+    """max_iter="auto": about target_steps optimiser steps, epochs within the bounds."""
+    from crl_neuro.core.nonlinear import auto_epochs
+
+    # 12,000 samples: 10,800 training samples = 22 batches of <= 512 -> 4000/22 = 182 epochs
+    assert auto_epochs(12000) == 182
+    assert auto_epochs(20000) == 111          # 18,000 -> 36 batches
+    assert auto_epochs(5535) == 400           # 4,982 -> 10 batches
+    assert auto_epochs(300) == 800            # 1 batch: the upper bound
+    assert auto_epochs(10 ** 6) == 100        # the lower bound
+    # a last mini-batch of one sample is skipped by the training loop: not counted
+    assert auto_epochs(1025, validation_fraction=0.0, target_steps=60, epoch_bounds=(1, 99)) == 30
+    assert auto_epochs(1026, validation_fraction=0.0, target_steps=60, epoch_bounds=(1, 99)) == 20
+    assert auto_epochs(4000, batch_size=1000, target_steps=360, epoch_bounds=(1, 1000)) == 90
+    for bad in ((5, 4), (0, 10), (10,), 10):
+        with pytest.raises((ValueError, TypeError), match="epoch_bounds"):
+            auto_epochs(1000, epoch_bounds=bad)
+    with pytest.raises(ValueError, match="target_steps"):
+        auto_epochs(1000, target_steps=0)
+
+
+def test_auto_epochs_in_the_fit(tiny):
+    _, info = fit_nonlinear(tiny.X, tiny.domains, 3, max_iter="auto", batch_size=64,
+                            target_steps=12, epoch_bounds=(2, 50), n_init=1, random_state=0)
+    # 240 samples, 216 for training: 4 batches of <= 64 -> 3 epochs
+    assert info["max_iter"] == 3 and len(info["history"]["loss"]) <= 3
+    with pytest.raises(ValueError, match="max_iter"):
+        fit_nonlinear(tiny.X, tiny.domains, 3, max_iter="long")
+    from crl_neuro.core import MultiDistributionCRL
+
+    with pytest.raises(ValueError, match="max_iter"):
+        MultiDistributionCRL(3, mixing="linear", max_iter="auto").fit(tiny.X, tiny.domains)
+    with pytest.raises(ValueError, match="max_iter"):
+        MultiDistributionCRL(3, mixing="nonlinear", max_iter="long").fit(tiny.X, tiny.domains)

@@ -51,7 +51,8 @@ order yields a valid factorisation whose moral graph is the Markov network the
 theory identifies; the L1 penalty favours the order that gives the sparsest one.
 
 Objective. Minimise ``-ELBO + lambda_t * sum |A|`` (per-sample ELBO with a
-one-sample Monte-Carlo KL) with AdamW (lr 5e-3, batch 512, ``max_iter`` = 200 epochs). Schedule of
+one-sample Monte-Carlo KL) with AdamW (lr 5e-3, batch 512, ``max_iter`` = 200 epochs, or set from the data size
+with ``max_iter="auto"``, see below). Schedule of
 ``lambda_t`` (``sparsity`` = final weight, default 1.0 in per-sample nats): 0
 during the first ``warmup`` = 20% of the epochs (the representation forms first),
 a linear ramp during the next ``ramp`` = 20%, then constant; once it is constant
@@ -92,6 +93,24 @@ training every restart to the end (``restart_fraction=None``): free-latent MCC
 0 both), fit time 41 vs 101 s mean (53 vs 225 s max; 1 thread, shared machine);
 one fit of 6 latents x 20 domains x 1000 samples on 2 idle threads: 54 vs 115 s.
 See ``benchmarks/bench_nonlinear.py``.
+
+Epoch budget (``max_iter``). The default is a fixed 200 epochs. ``max_iter="auto"``
+sets it from the data size instead (:func:`auto_epochs`: about ``target_steps`` =
+4000 optimiser steps, ``clip(round(4000 / batches_per_epoch), 100, 800)`` epochs;
+the penalty schedule, the restart stage and the learning-rate decay stay fractions
+of it; lr and patience unchanged). Not the default: measured on the benchmark family,
+draws 0-19 (19 of the 20 draws have about 12,000 samples, 22 batches, so ``"auto"``
+gives 182 epochs there), against 200 epochs, same draws and seeds, run side by side
+on 1 thread each: free-latent MCC 0.733 vs 0.715 mean (but worse in 12 of 19 draws;
+the mean gain is one draw, 0.52 -> 0.99; without it -0.007), worst draw 0.413 vs
+0.452, Markov-network F1 0.417 vs 0.441, fit time 0.94 x. The adoption rule fixed
+beforehand (mean MCC and F1 not lower by more than 0.01, worst draw not by more than
+0.03, and a gain of 0.01 in MCC or 20% in time) fails on the worst draw and on F1;
+a second candidate, ``target_steps=3000`` (136 epochs there), failed on F1 (0.412;
+MCC 0.728/0.434, time 0.68 x). Where it seemed to help (few fits): small data sets (6 latents x 20
+domains x 100 samples, 3 seeds: free-latent MCC 0.741 vs 0.687, F1 0.62 vs 0.40,
+2.7 x the time) and large ones (20 x 1000 samples, seed 0: 111 epochs, 46-54 s instead of
+89-97 s on 2 threads, free-latent MCC 0.955 vs 0.945, F1 1.0 both).
 
 Measured status: see ``benchmarks/bench_nonlinear.py`` (tables in its docstring).
 
@@ -141,6 +160,7 @@ from crl_neuro.core.validation import (
 
 __all__ = [
     "fit_nonlinear",
+    "auto_epochs",
     "encode",
     "build_module",
     "NonlinearCRLVAE",
@@ -175,7 +195,52 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "restart_fraction": 0.2,
     "refine": None,
     "min_partial_corr": 0.2,
+    "target_steps": 4000,
+    "epoch_bounds": (100, 800),
 }
+
+
+def auto_epochs(n_samples: int, batch_size: int = 512, validation_fraction: float = 0.1,
+                target_steps: int = 4000, epoch_bounds: tuple[int, int] = (100, 800)) -> int:
+    """Number of epochs of ``max_iter="auto"``: about ``target_steps`` optimiser steps.
+
+    ``clip(round(target_steps / batches_per_epoch), *epoch_bounds)``, where
+    ``batches_per_epoch`` is the number of mini-batches of the training split
+    (``n_samples`` minus the ``round(validation_fraction * n_samples)`` validation
+    samples; a last mini-batch of a single sample is skipped, as in the training
+    loop). Small data sets get more epochs, large ones fewer.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of samples given to :func:`fit_nonlinear`.
+    batch_size : int
+        Mini-batch size.
+    validation_fraction : float
+        Fraction held out for early stopping.
+    target_steps : int
+        Optimiser steps aimed at.
+    epoch_bounds : (int, int)
+        Smallest and largest number of epochs.
+
+    Returns
+    -------
+    epochs : int
+    """
+    n_samples = check_int(n_samples, "n_samples", min_value=1)
+    batch_size = check_int(batch_size, "batch_size", min_value=2)
+    target_steps = check_int(target_steps, "target_steps", min_value=1)
+    validation_fraction = check_float(validation_fraction, "validation_fraction",
+                                      min_value=0.0, max_value=1.0)
+    bounds = tuple(epoch_bounds) if isinstance(epoch_bounds, (tuple, list)) else ()
+    if len(bounds) != 2:
+        raise ValueError(f"epoch_bounds must be two integers 1 <= low <= high, got {epoch_bounds!r}")
+    lo, hi = (check_int(v, "epoch_bounds", min_value=1) for v in bounds)
+    if lo > hi:
+        raise ValueError(f"epoch_bounds must be two integers 1 <= low <= high, got {epoch_bounds!r}")
+    n_train = n_samples - int(round(validation_fraction * n_samples))
+    batches = max(n_train // batch_size + (1 if n_train % batch_size >= 2 else 0), 1)
+    return int(min(max(int(round(target_steps / batches)), lo), hi))
 
 
 # ----------------------------------------------------------------------------- modules
@@ -458,7 +523,7 @@ def fit_nonlinear(
     domain_codes: np.ndarray,
     n_latents: int,
     sparsity: float = 1.0,
-    max_iter: int = 200,
+    max_iter: int | str = 200,
     device: Any = "cpu",
     random_state: Any = None,
     verbose: Any = None,
@@ -478,8 +543,12 @@ def fit_nonlinear(
     sparsity : float
         Final weight of the L1 penalty on the adjacency (per-sample units of the
         negative ELBO); see :func:`sparsity_weight` for the schedule.
-    max_iter : int
-        Maximum number of epochs.
+    max_iter : int | "auto"
+        Maximum number of epochs. ``"auto"``: set from the data size,
+        :func:`auto_epochs` (about ``target_steps`` = 4000 optimiser steps,
+        ``clip(round(target_steps / batches_per_epoch), *epoch_bounds)`` with
+        ``epoch_bounds`` = (100, 800)); the epoch count used is in
+        ``info["max_iter"]``.
     device : {"cpu", "cuda", "auto"} | torch.device
         Where to train.
     random_state : int | RandomState | None
@@ -517,7 +586,8 @@ def fit_nonlinear(
         Markov-network rule used when ``refine=False``
         (:func:`markov_network_from_adjacency`);
         ``n_threads`` (torch CPU threads during the fit; None leaves torch's
-        setting); ``init_module`` (None, or a module from an earlier call on data
+        setting); ``target_steps`` (4000) and ``epoch_bounds`` ((100, 800)) of
+        ``max_iter="auto"``; ``init_module`` (None, or a module from an earlier call on data
         of the same shape to warm-start from).
 
     Returns
@@ -528,7 +598,8 @@ def fit_nonlinear(
         ``markov_network`` (n_latents, n_latents) bool; ``adjacency`` (n_latents,
         n_latents) learned ``A`` in standardised units (``[j, i]``: ``j -> i``);
         ``history`` (dict of per-epoch lists: ``loss``, ``val_loss``,
-        ``penalty_weight``, ``penalty``); ``n_iter``; ``converged``;
+        ``penalty_weight``, ``penalty``); ``n_iter``; ``max_iter`` (the epoch
+        budget, resolved when ``"auto"``); ``converged``;
         ``best_val_loss``; ``restart_val_losses``; ``restart_selected`` (index
         ``r`` of the kept restart); ``restart_epochs`` (epochs every restart
         was trained before the selection; ``n_iter`` of the kept one without
@@ -550,9 +621,14 @@ def fit_nonlinear(
         raise ValueError("domain_codes must be non-negative integers (domain indices)")
     n = check_n_latents(n_latents, X)
     sparsity = check_float(sparsity, "sparsity", min_value=0.0)
-    max_iter = check_int(max_iter, "max_iter", min_value=1)
     check_choice(opt["prior"], "prior", _PRIORS)
     batch_size = check_int(opt["batch_size"], "batch_size", min_value=2)
+    if isinstance(max_iter, str):
+        check_choice(max_iter, "max_iter", ["auto"])
+        max_iter = auto_epochs(X.shape[0], batch_size, opt["validation_fraction"],
+                               opt["target_steps"], opt["epoch_bounds"])
+    else:
+        max_iter = check_int(max_iter, "max_iter", min_value=1)
     check_float(opt["min_partial_corr"], "min_partial_corr", min_value=0.0, max_value=1.0)
     n_init = check_int(opt["n_init"], "n_init", min_value=1)
     stage = max_iter  # epochs of every restart before the selection
@@ -592,7 +668,7 @@ def fit_nonlinear(
             if run.history.paused:
                 run.train(None)
             module, info = run.module, run.info()
-            info.update(restart_val_losses=val, restart_selected=best,
+            info.update(max_iter=max_iter, restart_val_losses=val, restart_selected=best,
                         restart_epochs=info["n_iter"] if first_stage is None else first_stage)
             _read_out(module, info, X, codes, dev, seed, opt)
     finally:
