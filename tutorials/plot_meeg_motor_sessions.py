@@ -149,6 +149,12 @@ print("sessions:", [str(x) for x in labels])
 # space of fsaverage and a spherical head model fitted to the electrodes give a
 # forward model without any MRI of this person (the same geometry the package's
 # simulator uses).
+#
+# Orientations are fixed normal to the cortex. A free-orientation forward (what
+# ``make_forward_solution`` returns) fits each source's orientation and localises
+# better on simulated data (``benchmarks/bench_meeg_changes.py --orientation
+# free``), but with this template head it puts the hand sources about 1 cm
+# deeper (``benchmarks/bench_meeg_real.py --robustness --head-model sphere-free``).
 
 if SIMULATED:
     forward = sim.forward
