@@ -343,22 +343,12 @@ def condition_sessions(runs: tuple, sessions: list) -> list:
 def run_motor(n_sources: tuple = (6, 8, 10), crl_kwargs: dict | None = None) -> list[dict]:
     import mne
 
-    from crl_neuro.datasets.meeg import _cortex_source_space, _fsaverage_mri_to_head
     from crl_neuro.meeg import SessionCRL, scan_leadfield
 
     runs = tuple(range(3, 15))
     sessions = [_load_run(r) for r in runs]
     info = sessions[0].info
-    src = _cortex_source_space("oct5")
-    sphere = mne.make_sphere_model("auto", "auto", info, verbose=False)
-    fwd = mne.make_forward_solution(info, trans=None, src=src, bem=sphere, eeg=True, meg=False,
-                                    verbose=False)
-    fwd = mne.convert_forward_solution(fwd, surf_ori=True, force_fixed=True, verbose=False)
-    head_mri = np.linalg.inv(_fsaverage_mri_to_head())
-
-    def to_mni(pos_head):
-        return (pos_head @ head_mri[:3, :3].T + head_mri[:3, 3]) * 1e3
-
+    fwd, _, to_mni = _motor_forward(info, "sphere")  # the tutorial's
     hand = {r: s for r, s in zip(runs, sessions) if r in HAND_RUNS}
     rows = []
 
