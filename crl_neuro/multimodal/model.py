@@ -72,7 +72,9 @@ Limitations (measured, see ``benchmarks/bench_multimodal.py``)
   objective does not prefer the truth there (dense moral graphs, two modalities, links
   inside modalities), not because of its optimiser; re-aligning with ICA, gated or not
   by the non-Gaussianity of the latents, did not pass the adoption rule (2026-12-06, see
-  ``benchmarks/bench_multimodal.py``).
+  ``benchmarks/bench_multimodal.py``); scoring the alignment by the sparsity of the
+  latents' *nonlinear* cross-modal dependence (additive regressions) does not prefer the
+  truth either, even on the true latents (``benchmarks/diag_multimodal_nldep.py``).
 * The SEM prior is linear in the corrected latents: paired latents with equal
   cross-modal couplings leave a rotation unidentified from second-order structure (the
   simulator avoids equal couplings).
