@@ -167,6 +167,58 @@ vs 0.67, 44 vs 24 s. A rule that only adds epochs (``max(200, auto)``) would lea
 19 of the 20 family draws unchanged; it is not measured on data sets of that size
 beyond these 6 fits.
 
+Measured (family, the draws that meet the theory's conditions; issue 21) on
+2026-12-06, CPU only (2-core machine shared with two other workers' jobs, load average
+3.3-4.1; one process, 1 torch thread; times are per fit under that load). Draws: the
+first 24 seeds >= 0 whose draws violate no condition of the theory (``--theory-ok``:
+the flags depend on the draw's settings only, so the draws were fixed before any
+fit), seeds 0, 7, 11, 13, 18, 20, 24, 26, 28, 30, 31, 37, 38, 39, 40, 41, 42, 45, 52,
+54, 56, 60, 62, 64 (kinds in turn: 9 chain, 4 fork, 7 collider, 4 random; draw 11 has
+no latent without intimate neighbours, so 23 draws count for mcc_free). Every method
+with its defaults, same draws and seeds, one run: ``--family --draws 0-64 --theory-ok
+--threads 1 --methods crl_nonlinear,ivae,fastica,crl_linear --out theory_ok.csv``, 96
+fits in 2766 s. mcc_free, F1 and MCC (all latents) mean/worst draw, fit time
+mean/max (s)::
+
+    method         mcc_free     F1           mcc          time
+    crl_nonlinear  0.930/0.719  0.902/0.700  0.879/0.663   92/151
+    ivae           0.602/0.457  -            0.628/0.493   21/23
+    fastica        0.587/0.463  -            0.601/0.461  0.04/0.15
+    crl_linear     0.809/0.496  0.640/0.353  0.757/0.522  2.4/4.9
+
+Per kind, mcc_free mean (crl_nonlinear also worst) and F1 mean::
+
+    kind (draws)   crl_nonlinear          ivae   fastica  crl_linear
+    chain (9)      0.906/0.719  F1 0.875  0.592  0.538    0.773  F1 0.601
+    fork (4)       0.963/0.941  F1 1.000  0.592  0.574    0.807  F1 0.552
+    collider (7)   0.947/0.828  F1 0.890  0.631  0.637    0.852  F1 0.710
+    random (4)     0.917/0.875  F1 0.885  0.578  0.633    0.816  F1 0.692
+
+Per draw, crl_nonlinear is ahead of iVAE on mcc_free in 23 of 23 draws (on the MCC of
+all latents in 24 of 24), ahead of the linear path in 22 of 23 (draw 20, chain of 10:
+0.869 vs 0.921), and its F1 is above the linear path's in 21 of 24 draws, equal in 3.
+Three draws are below 0.85: 26 (collider, 10 latents) 0.828, 28 (chain, 8) 0.814 and
+64 (chain, 7 latents, 40 domains; F1 0.75) 0.719, the worst. So on these draws the
+issue's Done-when holds: mean mcc_free 0.930 >= 0.85, worst draw 0.719 >= 0.7 (by
+0.019), mean F1 0.902 >= 0.8, ahead of iVAE on every kind (and every draw). On the
+whole family (draws 0-19, the same defaults, table above) it does not: mcc_free
+0.715/0.452, F1 0.441, the shortfall coming from the draws that violate a condition
+(the 40-draw table: 0.77/0.44 on all draws, 0.60 mean where the weights are fixed).
+
+Sufficient change after the fit (issue 21). Rule fixed before the run: warn when the
+estimated network has no edge, or none of its edges changes across domains
+(``changing_edges_``). In the run above it would fire on 0 of the 24 draws meeting the
+conditions (every estimated edge was flagged changing: ``n_changing_edges`` equals
+``n_est_edges`` in all 24). On the first 6 seeds whose only violation is
+``"sufficient_change"`` (9, 10, 15, 17, 23, 27; draws that also have too few domains
+get the domain-count warning): ``--family --draws 9,10,15,17,23,27 --threads 1
+--methods crl_nonlinear --out suffchange.csv`` it fires on 5 of 6 (network empty in 5;
+draw 15: one estimated edge, flagged changing). crl_nonlinear's mcc_free there 0.634,
+0.662, 0.850, 0.484, - (no free latent), 0.689, F1 0 in all six. With 0 false alarms
+in 24 and 5 hits in 6, ``MultiDistributionCRL(mixing="nonlinear")`` issues this
+warning (:func:`crl_neuro.core.multidist.check_change_condition`) after a fit that
+meets the domain count.
+
 Usage::
 
     python benchmarks/bench_nonlinear.py --quick            # a few minutes on 2 cores
@@ -174,6 +226,9 @@ Usage::
     python benchmarks/bench_nonlinear.py --quick --device cuda
     # randomised family, defaults only; appends to the CSV (resumable, shardable)
     python benchmarks/bench_nonlinear.py --family --draws 0-19 --threads 1 --out family.csv
+    # only the draws that meet the theory's conditions among seeds 0-64 (24 draws)
+    python benchmarks/bench_nonlinear.py --family --draws 0-64 --theory-ok --threads 1 \
+        --methods crl_nonlinear,ivae,fastica,crl_linear --out theory_ok.csv
     python benchmarks/bench_nonlinear.py --summarise family.csv [more.csv ...]
 
 Family mode (``--family``)
@@ -192,8 +247,12 @@ smooth invertible layers into ``n``-``3n`` observed dimensions, observation nois
 ``random_state`` is the draw index. One CSV row per (draw, method) with the draw's
 settings, ``theory_ok`` (at least ``2n+|M|+1`` domains and changing causal weights,
 :func:`crl_neuro.datasets.nonlinear.theory_violations`) and
-the scores above; ``--summarise`` prints the mean and the worst draw per method,
-overall, per kind and on the draws that meet the theory's conditions.
+the scores above, plus ``n_est_edges`` and ``n_changing_edges`` (network edges, and
+those whose strength changes across domains, ``changing_edges_``; the methods with a
+network); ``--theory-ok`` skips the draws that violate a condition before fitting;
+``--summarise`` prints the mean and the worst draw per method, overall, per kind and on
+the draws that meet the theory's conditions, and per method the draws where its
+mcc_free is ahead of iVAE's.
 """
 
 from __future__ import annotations
@@ -486,9 +545,22 @@ def _append(path: str | None, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
+def _n_changing(est: Any) -> float:
+    """Undirected edges of ``est.changing_edges_`` (NaN when the estimator has none)."""
+    ce = getattr(est, "changing_edges_", None)
+    if ce is None:
+        return float("nan")
+    ce = np.asarray(ce, bool)
+    return float(np.triu(ce | ce.T, 1).sum())
+
+
 def _fit_family_method(method: str, prob: dict[str, Any], seed: int, device: str
-                       ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Fit one method with its defaults; return the latents and the network (or None)."""
+                       ) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Fit one method with its defaults.
+
+    Returns the latents, the network (or None) and the number of network edges whose
+    strength changes across domains (``changing_edges_``; NaN without a network).
+    """
     X, dom, n = prob["X"], prob["domains"], prob["params"]["n_latents"]
     if method in ("crl_nonlinear", *_NONLINEAR_VARIANTS):
         from unittest import mock
@@ -501,33 +573,37 @@ def _fit_family_method(method: str, prob: dict[str, Any], seed: int, device: str
         # engine options the estimator does not expose (e.g. target_steps): their defaults
         with mock.patch.dict(nonlinear.DEFAULT_OPTIONS, engine):
             est.fit(X, dom)
-        return est.transform(X), est.markov_network_
+        return est.transform(X), est.markov_network_, _n_changing(est)
     if method == "tcl":
-        return fit_tcl(X, dom, n, random_state=seed, device=device), None
+        return fit_tcl(X, dom, n, random_state=seed, device=device), None, float("nan")
     if method == "ivae":
         from crl_neuro.core.nonlinear import IVAE
 
-        return IVAE(n, device=device, random_state=seed).fit(X, dom).transform(X), None
+        Z = IVAE(n, device=device, random_state=seed).fit(X, dom).transform(X)
+        return Z, None, float("nan")
     if method == "fastica":
         from sklearn.decomposition import FastICA
 
         ica = FastICA(n, whiten="unit-variance", max_iter=1000, random_state=seed)
-        return ica.fit_transform(X), None
+        return ica.fit_transform(X), None, float("nan")
     if method == "crl_linear":
         from crl_neuro.core.multidist import MultiDistributionCRL
 
         est = MultiDistributionCRL(n, mixing="linear", random_state=seed)
-        return est.fit(X, dom).transform(X), est.markov_network_
+        return est.fit(X, dom).transform(X), est.markov_network_, _n_changing(est)
     raise ValueError(f"unknown family method {method!r}; choose from {FAMILY_METHODS}")
 
 
 def run_family(draws: list[int], methods: list[str], out: str | None, device: str = "cpu",
-               threads: int = 1, drawn_kind: bool = False) -> list[dict[str, Any]]:
+               threads: int = 1, drawn_kind: bool = False,
+               theory_ok: bool = False) -> list[dict[str, Any]]:
     """Fit every method on every draw; append one row per (draw, method) to ``out``.
 
     Rows already in ``out`` are skipped, so a run can be resumed or split in shards.
     Draw ``i`` is ``draw_multidomain_problem(i, kind)`` with the kinds in turn
-    (``FAMILY_KINDS[i % 4]``), or the kind the draw picks when ``drawn_kind``.
+    (``FAMILY_KINDS[i % 4]``), or the kind the draw picks when ``drawn_kind``. With
+    ``theory_ok`` the draws that violate a condition of the theory are skipped before
+    any fit (the flags depend on the draw's settings only).
     """
     import warnings
 
@@ -545,6 +621,9 @@ def run_family(draws: list[int], methods: list[str], out: str | None, device: st
             continue
         kind = None if drawn_kind else FAMILY_KINDS[i % len(FAMILY_KINDS)]
         prob = draw_multidomain_problem(i, kind=kind)
+        if theory_ok and not prob["theory_ok"]:
+            print(f"draw {i}: skipped (violates {'+'.join(prob['violations'])})", flush=True)
+            continue
         p = prob["params"]
         data = Bunch(latents=prob["latents"], truth=prob["truth"])
         desc = {
@@ -565,12 +644,13 @@ def run_family(draws: list[int], methods: list[str], out: str | None, device: st
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    Z, network = _fit_family_method(method, prob, i, device)
+                    Z, network, n_changing = _fit_family_method(method, prob, i, device)
                 elapsed = time.perf_counter() - t0
                 sc = _score(data, Z, network)
             except Exception as exc:  # keep the table going; the row records the failure
                 elapsed = time.perf_counter() - t0
                 err = f"{type(exc).__name__}: {exc}"
+                n_changing = np.nan
                 sc = {"mcc": np.nan, "mcc_s": np.nan, "mcc_free": np.nan, "f1": np.nan,
                       "free_agree": np.nan, "n_free_est": np.nan, "per_latent": np.array([])}
             n_est = np.nan
@@ -578,6 +658,7 @@ def run_family(draws: list[int], methods: list[str], out: str | None, device: st
                 n_est = int(np.asarray(network, bool).sum() // 2)
             row = {**desc, "method": method, "mcc": sc["mcc"], "mcc_s": sc["mcc_s"],
                    "mcc_free": sc["mcc_free"], "f1": sc["f1"], "n_est_edges": n_est,
+                   "n_changing_edges": n_changing,
                    "n_free_est": sc["n_free_est"], "free_agree": sc["free_agree"],
                    "time": elapsed,
                    "per_latent": " ".join(f"{v:.4f}" for v in sc["per_latent"]),
@@ -635,6 +716,16 @@ def summarise_family(paths: list[str]) -> Any:
         if len(ok):
             print(f"\n== draws meeting the theory's conditions ({ok['draw'].nunique()} draws) ==")
             print(table(ok).to_string(float_format=fmt))
+        if "ivae" in set(df["method"]):
+            wide = df.pivot_table(index="draw", columns="method", values="mcc_free")
+            wide = wide[wide["ivae"].notna()]
+            print(f"\n== mcc_free ahead of iVAE, per draw ({len(wide)} draws with free latents) ==")
+            for m in order:
+                if m != "ivae" and m in wide:
+                    both = wide[[m, "ivae"]].dropna()
+                    lost = sorted(int(d) for d in both.index[both[m] <= both["ivae"]])
+                    print(f"{m:<28} {int((both[m] > both['ivae']).sum())} of {len(both)}"
+                          + (f" (not ahead: draws {lost})" if lost else ""))
         by = df.pivot_table(index=["violations", "method"], values=["mcc_free", "f1"],
                             aggfunc="mean")
         by["draws"] = df.groupby(["violations", "method"])["draw"].nunique()
@@ -667,6 +758,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--family", action="store_true",
                         help="randomised problem family (draw_multidomain_problem), defaults only")
     parser.add_argument("--draws", default="0-19", help="family draws, e.g. 0-19 or 0-4,10")
+    parser.add_argument("--theory-ok", action="store_true",
+                        help="family: keep only the draws that meet the theory's conditions")
     parser.add_argument("--drawn-kind", action="store_true",
                         help="family: let each draw pick its kind (default: kinds in turn)")
     parser.add_argument("--summarise", nargs="+", default=None, metavar="CSV",
@@ -682,7 +775,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             parser.error(f"unknown family method(s) {sorted(bad)}; choose from {FAMILY_METHODS}")
         t0 = time.perf_counter()
         rows = run_family(parse_draws(args.draws), fam_methods, args.out, device=args.device,
-                          threads=args.threads, drawn_kind=args.drawn_kind)
+                          threads=args.threads, drawn_kind=args.drawn_kind,
+                          theory_ok=args.theory_ok)
         print(f"\nfamily: {len(rows)} fit(s) in {time.perf_counter() - t0:.0f} s")
         if args.out and os.path.exists(args.out):
             summarise_family([args.out])

@@ -10,6 +10,7 @@ from crl_neuro.core.graphs import intimate_neighbors, is_dag, moral_graph
 from crl_neuro.core.multidist import (
     IdentifiabilityWarning,
     MultiDistributionCRL,
+    check_change_condition,
     check_domain_condition,
 )
 from crl_neuro.datasets import draw_multidomain_problem
@@ -201,3 +202,36 @@ def test_check_domain_condition():
         assert not check_domain_condition(6, 3)
     with pytest.raises(ValueError, match="markov_network"):
         check_domain_condition(8, 3, np.zeros((2, 2)))
+
+
+def test_check_change_condition():
+    net = np.zeros((3, 3), bool)
+    net[0, 1] = net[1, 0] = net[1, 2] = net[2, 1] = True
+    changing = np.zeros((3, 3), bool)
+    changing[1, 2] = changing[2, 1] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_change_condition(net, changing)
+        assert check_change_condition(net, None)  # changes unknown: only an empty network warns
+    with pytest.warns(IdentifiabilityWarning, match="none of the 2 edges.*sufficient change"):
+        assert not check_change_condition(net, np.zeros((3, 3), bool))
+    with pytest.warns(IdentifiabilityWarning, match="has no edge.*sufficient change"):
+        assert not check_change_condition(np.zeros((3, 3), bool), None)
+    # a changing "edge" outside the network does not count
+    off = np.zeros((3, 3), bool)
+    off[0, 2] = off[2, 0] = True
+    with pytest.warns(IdentifiabilityWarning, match="none of the 2 edges"):
+        check_change_condition(net, off)
+    with pytest.raises(ValueError, match="changing_edges"):
+        check_change_condition(net, np.zeros((2, 2), bool))
+
+
+def test_nonlinear_no_changing_edge_warns_at_caller():
+    """Independent latents whose scales change (no causal weight to change): the fitted
+    network has no changing edge and the fit warns, at the caller's line."""
+    X, dom = _small(n_domains=6)
+    est = MultiDistributionCRL(2, mixing="nonlinear", max_iter=2, n_init=1, random_state=0)
+    with pytest.warns(IdentifiabilityWarning, match="sufficient change") as rec:
+        est.fit(X, dom)
+    assert not (est.markov_network_ & est.changing_edges_).any()
+    assert [r.filename for r in rec if r.category is IdentifiabilityWarning] == [__file__]

@@ -97,6 +97,7 @@ from crl_neuro.core.validation import (
 __all__ = [
     "MultiDistributionCRL",
     "IdentifiabilityWarning",
+    "check_change_condition",
     "check_domain_condition",
     "min_domains_condition",
     "pham_ajd",
@@ -186,6 +187,60 @@ def check_domain_condition(
     return False
 
 
+def check_change_condition(markov_network: Any, changing_edges: Any, stacklevel: int = 2) -> bool:
+    """Warn when no edge of the estimated Markov network changes across domains.
+
+    The theory (Zhang, Xie, Ng & Zheng, ICML 2024) needs the causal relations of the
+    latents to change sufficiently across domains. When the causal weights are the
+    same in every domain, the innovations (a linear function of the latents) are an
+    equally valid and sparser set of latents with an empty Markov network, so no
+    method can recover the causal latents. This cannot be checked before a fit; after
+    it, an estimated network without edges, or without any edge whose strength changes
+    across domains (``changing_edges_``), is the symptom. Latents that are truly
+    independent also give an empty network: then the warning is a false alarm.
+
+    Parameters
+    ----------
+    markov_network : array-like of bool, shape (n_latents, n_latents)
+        Estimated Markov network.
+    changing_edges : array-like of bool, shape (n_latents, n_latents) | None
+        Network edges whose strength changes across domains; ``None`` when unknown
+        (then only an empty network warns).
+    stacklevel : int
+        Passed to :func:`warnings.warn`.
+
+    Returns
+    -------
+    ok : bool
+        False when an :class:`IdentifiabilityWarning` was issued.
+    """
+    net = np.asarray(markov_network) != 0
+    if net.ndim != 2 or net.shape[0] != net.shape[1]:
+        raise ValueError(f"markov_network must be a square matrix, got shape {net.shape}")
+    net = np.triu(net | net.T, 1)
+    n_edges = int(net.sum())
+    if n_edges and changing_edges is not None:
+        ch = np.asarray(changing_edges) != 0
+        if ch.shape != net.shape:
+            raise ValueError(f"changing_edges must have shape {net.shape}, got {ch.shape}")
+        if (np.triu(ch | ch.T, 1) & net).any():
+            return True
+    elif n_edges:
+        return True
+    what = ("the estimated Markov network of the latents has no edge" if not n_edges else
+            f"none of the {n_edges} edges of the estimated Markov network changes its strength "
+            "across domains")
+    warnings.warn(
+        f"{what}: the identifiability condition of sufficient change (causal weights that "
+        "change across domains; Zhang et al., ICML 2024) may be violated. When the causal "
+        "weights are the same in every domain, the innovations are an equally valid, sparser "
+        "set of latents, and the estimates may be those innovations rather than the causal "
+        "latents (latents that are truly independent also give an empty network).",
+        IdentifiabilityWarning, stacklevel=stacklevel,
+    )
+    return False
+
+
 # --------------------------------------------------------------------------- #
 # Estimator
 # --------------------------------------------------------------------------- #
@@ -215,7 +270,10 @@ class MultiDistributionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
         ``n_features >= n_latents`` (errors otherwise), and warns
         (:class:`IdentifiabilityWarning`) when there are fewer domains than the
         theory's ``2 * n_latents + |M| + 1`` (``|M|`` edges of the Markov network:
-        checked with ``|M| = 0`` before the fit and with the estimated network after).
+        checked with ``|M| = 0`` before the fit and with the estimated network after)
+        and, when there are enough, also when the estimated network has no edge whose
+        strength changes across domains (the theory's sufficient-change condition,
+        :func:`check_change_condition`).
     sparsity : "auto" | float
         Penalty on the latent Markov network. Linear: ``"auto"`` uses the theory
         penalty (universal threshold of the group score, see
@@ -424,7 +482,10 @@ class MultiDistributionCRL(GraphMixin, TransformerMixin, BaseCRLEstimator):
             # network's bound after the fit, only if this one held
             if check_domain_condition(labels.size, k, stacklevel=5):
                 self._fit_nonlinear(X, labels, codes, k)
-                check_domain_condition(labels.size, k, self.markov_network_, stacklevel=5)
+                if check_domain_condition(labels.size, k, self.markov_network_, stacklevel=5):
+                    # the other condition, sufficient change, shows only after the fit
+                    check_change_condition(self.markov_network_,
+                                           getattr(self, "changing_edges_", None), stacklevel=5)
                 return self
             return self._fit_nonlinear(X, labels, codes, k)
         res = fit_linear_multidomain(
