@@ -201,6 +201,8 @@ def test_single_image_and_bad_input(separated):
         (dict(smoothing_fwhm=-1.0), ValueError, "smoothing_fwhm"),
         (dict(t_r=2.0, high_pass=0.1, low_pass=0.05), ValueError, "high_pass"),
         (dict(detrend="yes"), TypeError, "detrend"),
+        (dict(graph_background_components=-1), ValueError, "graph_background_components"),
+        (dict(graph_background_components=1.5), TypeError, "graph_background_components"),
     ]:
         with pytest.raises(err, match=match):
             CausalROIs(n_rois=2, mask_img=data.mask_img, **kwargs).fit(img)
@@ -367,6 +369,35 @@ def test_roi_causal_graph_instantaneous_ground_truth():
     assert graph_scores(_TRUE_DAG, granger != 0, directed=False)["f1"] < 0.5
 
 
+def test_roi_causal_graph_confounds_remove_shared_nuisance():
+    """A nuisance shared by every ROI links them all; passed as a confound it is gone."""
+    from crl_neuro.core.metrics import graph_scores
+    from crl_neuro.fmri import roi_causal_graph
+
+    rng = np.random.default_rng(3)
+    runs, nuis = [], []
+    for y in _lagged_runs(seed=1):
+        w = np.zeros((y.shape[0] + 100, 2))
+        for t in range(1, w.shape[0]):
+            w[t] = 0.5 * w[t - 1] + rng.standard_normal(2)
+        w = w[100:] / w[100:].std(0)
+        runs.append(y + 2.0 * w @ rng.uniform(0.5, 1.5, (2, 5)))
+        nuis.append(w)
+    copies = [c.copy() for c in nuis]
+    plain = roi_causal_graph(runs)
+    cleaned = roi_causal_graph(runs, confounds=nuis)
+    f1 = lambda g: graph_scores(_TRUE_DAG, g != 0, directed=True)["f1"]  # noqa: E731
+    assert f1(plain) < 0.7
+    assert f1(cleaned) >= 0.85
+    assert all(np.array_equal(a, b) for a, b in zip(nuis, copies))
+    with pytest.raises(ValueError, match="confounds"):
+        roi_causal_graph(runs, confounds=nuis[:2])
+    with pytest.raises(ValueError, match=r"confounds\[1\]"):
+        roi_causal_graph(runs, confounds=[nuis[0], nuis[1][:-1], nuis[2]])
+    with pytest.raises(ValueError, match="NaN"):
+        roi_causal_graph(runs, confounds=[np.full_like(c, np.nan) for c in nuis])
+
+
 def test_roi_causal_graph_bad_input():
     from crl_neuro.fmri import roi_causal_graph
 
@@ -439,6 +470,33 @@ def test_blockwise_denoise_equals_svd_of_stacked_runs(monkeypatch, local):
     assert np.allclose(np.abs(unit(coords).T @ unit(X.T @ U)).diagonal(), 1.0, atol=1e-6)
     if not local:
         assert np.allclose(np.linalg.norm(S, axis=0), s[:5])
+
+
+def test_background_components_span_the_background_nuisance(monkeypatch):
+    """aCompCor regressors of the graph: per run, the leading components of the voxels
+    labelled 0 only (blockwise, whatever the block size); ROI voxels do not enter."""
+    rng = np.random.default_rng(5)
+    labels = np.repeat([0, 1, 0, 2], 60)
+    Zs, truths = [], []
+    for n_t in (80, 50):
+        nuis = rng.standard_normal((n_t, 2))
+        roi = rng.standard_normal((n_t, 1))
+        z = 0.3 * rng.standard_normal((n_t, labels.size)) + nuis @ rng.standard_normal((2, labels.size))
+        z[:, labels > 0] += 5.0 * roi  # strong ROI signal that must not be picked up
+        Zs.append(z)
+        truths.append((nuis, roi))
+    before = [z.copy() for z in Zs]
+    monkeypatch.setattr(P, "GRAM_BLOCK_ENTRIES", 80 * 20)
+    comps = P.background_components(Zs, labels == 0, 2)
+    assert all(np.array_equal(a, b) for a, b in zip(Zs, before))
+    for C, (nuis, roi), z in zip(comps, truths, Zs):
+        assert C.shape == (z.shape[0], 2)
+        Q = np.linalg.qr(C - C.mean(0))[0]
+        fit = lambda y: np.linalg.norm(Q @ (Q.T @ (y - y.mean(0)))) / np.linalg.norm(y - y.mean(0))  # noqa: E731
+        assert min(fit(nuis[:, [0]]), fit(nuis[:, [1]])) > 0.95
+        assert fit(roi) < 0.5
+    assert P.background_components(Zs, labels < 0, 2) is None
+    assert P.background_components(Zs, labels == 0, 0) is None
 
 
 def unit(A):

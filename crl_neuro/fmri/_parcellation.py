@@ -109,6 +109,32 @@ def denoise(
     return coords, scores
 
 
+def background_components(Zs: list[np.ndarray], background: np.ndarray, n_components: int) -> list[np.ndarray] | None:
+    """Per run, the leading principal component time courses of the background voxels.
+
+    The nuisance regressors of aCompCor (Behzadi et al. 2007), taken from the voxels
+    that no ROI claims. The (time x time) Gram matrix is summed over blocks of voxels,
+    so the background is never copied whole. ``None`` when there is no background or
+    ``n_components`` is 0.
+    """
+    idx = np.flatnonzero(background)
+    if n_components <= 0 or idx.size == 0:
+        return None
+    out = []
+    for z in Zs:
+        n_t = z.shape[0]
+        k = int(min(n_components, idx.size, n_t - 1))
+        G = np.zeros((n_t, n_t))
+        step = int(max(16, GRAM_BLOCK_ENTRIES // max(1, n_t)))
+        for start in range(0, idx.size, step):
+            Y = np.asarray(z[:, idx[start : start + step]], dtype=float)
+            G += Y @ Y.T
+        w, U = np.linalg.eigh(G)
+        order = np.argsort(w)[::-1][:k]
+        out.append(U[:, order] * np.sqrt(np.clip(w[order], 0.0, None)))
+    return out
+
+
 def _indicator(labels: np.ndarray, K: int, where: np.ndarray | None = None) -> sparse.csr_matrix:
     """(n_voxels, K) 0/1 matrix: voxel ``v`` in cluster ``labels[v]`` (label 0 and voxels
     outside ``where`` have no column); ``Z @ ind`` gives per-cluster sums."""
