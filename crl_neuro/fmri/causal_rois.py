@@ -64,10 +64,10 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
     the same pipeline on time courses (``"timecourses"``) it changes the ROI-voxel ARI
     by +0.006 overall and by +0.035 on adjacent driver/driven pairs (0.747 vs 0.712),
     while its abstraction error (0.101 vs 0.083) and ROI-graph F1 (0.430 vs 0.437,
-    graph without background components) are slightly worse. On 20 other draws (seeds 100-119, 2026-12-06) it changed the
-    ROI-voxel ARI by +0.002 (0.733 vs 0.731; driver/driven pairs -0.008), the
-    whole-mask ARI by +0.034, the graph F1 by +0.013 and the abstraction error by
-    +0.009 (worse). Scored on the special pair's voxels only (draws 0-23), the
+    graph without background components; 0.459 vs 0.472 with them) are slightly worse.
+    On 20 other draws (seeds 100-119, 2026-12-06) it changed the ROI-voxel ARI by
+    +0.002 (0.733 vs 0.731; driver/driven pairs -0.008), the whole-mask ARI by +0.034,
+    the graph F1 by +0.013 and the abstraction error by +0.009 (worse). Scored on the special pair's voxels only (draws 0-23), the
     criterion keeps apart the two halves of a region whose inputs differ in some
     runs more often (pair ARI 0.628 vs 0.468) but not an adjacent driver and the
     region it drives (0.505 vs 0.602: one of 6 draws merged). The ROIs are therefore mostly a denoised-correlation
@@ -265,10 +265,10 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
     References
     ----------
     Beckers, S., & Halpern, J. Y. (2019). Abstracting causal models. AAAI.
-    Behzadi, Y., Restom, K., Liau, J., & Liu, T. T. (2007). A component based noise
-    correction method (CompCor) for BOLD and perfusion based fMRI. NeuroImage 37, 90-101.
     Beckers, S., Eberhardt, F., & Halpern, J. Y. (2019). Approximate causal
     abstraction. UAI.
+    Behzadi, Y., Restom, K., Liau, J., & Liu, T. T. (2007). A component based noise
+    correction method (CompCor) for BOLD and perfusion based fMRI. NeuroImage 37, 90-101.
     Rubenstein, P. K. et al. (2017). Causal consistency of structural equation models. UAI.
     Spearman, C. (1904). The proof and measurement of association between two things.
     American Journal of Psychology.
