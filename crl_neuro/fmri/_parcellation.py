@@ -14,7 +14,10 @@ Steps (each documented where it is implemented):
    is close to one. Two parts of one ROI share every input and output; a driver and
    the region it drives share slow dynamics but not their innovations.
 4. :func:`select_coherent` - the regions whose denoised mean time course is strongest
-   are the ROIs; the rest is background.
+   are the ROIs; the rest is background. :func:`select_beyond_confounds` (the
+   default of :class:`~crl_neuro.fmri.CausalROIs`) counts only the part of that
+   signal the background's principal components, the ROI graph's confounds, do not
+   explain.
 """
 
 from __future__ import annotations
@@ -407,13 +410,53 @@ def select_coherent(coords: np.ndarray, labels: np.ndarray, n_keep: int) -> np.n
     spreads over all components and hardly reaches the leading ones.
     Kept clusters are renumbered 1..n_keep in label order.
     """
-    K = int(labels.max())
-    ind = _indicator(labels, K)
+    means = _cluster_coord_means(coords, labels)
+    return _keep_strongest((means**2).sum(axis=1), labels, n_keep)
+
+
+def select_beyond_confounds(
+    Zs: list[np.ndarray], coords: np.ndarray, scores: list[np.ndarray], labels: np.ndarray,
+    n_keep: int, n_confounds: int,
+) -> np.ndarray:
+    """Keep the ``n_keep`` clusters with the strongest denoised signal beyond the background's.
+
+    The ROI graph regresses the ``n_confounds`` leading principal components of the
+    background voxels out of the ROI means (:func:`background_components`), so a
+    region whose signal those components explain (a smooth nuisance field, say)
+    adds nothing to it. The ROIs are therefore chosen with the graph in mind: after
+    :func:`select_coherent`, the background components of that partition are
+    regressed, run by run, out of every cluster's denoised mean time course
+    (``U @ mean(coords[cluster])``, ``U`` the leading components' unit time courses,
+    whose squared norm is :func:`select_coherent`'s energy), and the clusters with the
+    most energy left are kept. Without background (or ``n_confounds=0``) this is
+    :func:`select_coherent`. Kept clusters are renumbered 1..n_keep in label order.
+    """
+    first = select_coherent(coords, labels, n_keep)
+    conf = background_components(Zs, first == 0, n_confounds)
+    if conf is None:
+        return first
+    means = _cluster_coord_means(coords, labels)
+    scale = np.sqrt(sum((sc**2).sum(axis=0) for sc in scores))  # U = scores / scale
+    energy = np.zeros(means.shape[0])
+    for sc, c in zip(scores, conf):
+        D = (sc / np.where(scale > 0, scale, 1.0)) @ means.T  # (n_times_r, K) denoised means
+        c = c - c.mean(axis=0)
+        D = D - c @ np.linalg.lstsq(c, D, rcond=None)[0]
+        energy += (D**2).sum(axis=0)
+    return _keep_strongest(energy, labels, n_keep)
+
+
+def _cluster_coord_means(coords: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(K, k) mean coordinates of clusters 1..K."""
+    ind = _indicator(labels, int(labels.max()))
     n = np.asarray(ind.sum(axis=0)).ravel()
-    means = np.asarray(ind.T @ coords) / np.where(n > 0, n, 1.0)[:, None]
-    energy = (means**2).sum(axis=1)
+    return np.asarray(ind.T @ coords) / np.where(n > 0, n, 1.0)[:, None]
+
+
+def _keep_strongest(energy: np.ndarray, labels: np.ndarray, n_keep: int) -> np.ndarray:
+    """Labels of the ``n_keep`` clusters of highest ``energy`` renumbered 1..n_keep, the rest 0."""
     keep = np.sort(np.argsort(-energy, kind="stable")[:n_keep]) + 1
-    relabel = np.zeros(K + 1, dtype=int)
+    relabel = np.zeros(int(labels.max()) + 1, dtype=int)
     relabel[keep] = np.arange(1, keep.size + 1)
     return relabel[labels]
 
@@ -567,11 +610,15 @@ def parcellate(
     background: bool = True,
     trim: bool = True,
     across_runs: str = "pooled",
+    selection_confounds: int = 0,
 ) -> np.ndarray:
     """The whole partition (steps 1-4 of the module docstring) on z-scored runs.
 
-    Returns labels per voxel: 0 background, ROIs 1..n_rois (at most ``n_rois``
-    distinct labels; :func:`split_to_count` tops up to exactly ``n_rois``).
+    ``selection_confounds > 0`` selects the ROIs by their signal beyond that many
+    background components (:func:`select_beyond_confounds`), 0 by their denoised
+    energy (:func:`select_coherent`). Returns labels per voxel: 0 background, ROIs
+    1..n_rois (at most ``n_rois`` distinct labels; :func:`split_to_count` tops up to
+    exactly ``n_rois``).
     """
     coords, scores = denoise(Zs, n_components, connectivity if local_average else None)
     F = unit_rows(coords)
@@ -583,7 +630,10 @@ def parcellate(
         n_target=None if background else n_rois, across_runs=across_runs,
     )
     if background:
-        labels = select_coherent(coords, labels, n_rois)
+        if selection_confounds > 0:
+            labels = select_beyond_confounds(Zs, coords, scores, labels, n_rois, selection_confounds)
+        else:
+            labels = select_coherent(coords, labels, n_rois)
         if trim:
             labels = trim_to_signal(Zs, labels, connectivity)
     return split_to_count(Zs, labels, connectivity, n_rois)
