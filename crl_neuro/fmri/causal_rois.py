@@ -77,7 +77,7 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
     voxel time courses, keeping the ``n_rois`` best-explained clusters) is ROI-voxel
     ARI 0.808 vs 0.782 (worst draw 0.147 vs 0.082) and whole-mask ARI 0.726 vs 0.698,
     at about the cost of Nilearn's ``Parcellations("ward")`` (ARI 0.634); with the
-    graph-aware selection (``roi_selection="graph"``, the default since) ARI 0.834,
+    graph-aware selection (``roi_selection="graph"``, the default since 2026-12-06) ARI 0.834,
     whole-mask ARI 0.877 and ROI-graph F1 0.504 vs the baseline's 0.466 (same graph
     routine) and 0.469 (VAR/Granger).
 
