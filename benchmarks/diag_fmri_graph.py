@@ -72,6 +72,30 @@ orientation unchanged) and became the default (``CausalROIs(roi_selection="graph
 R2 does not (+0.010), so the combination is not adopted either. Reported afterwards
 on draws 0-23 (``bench_fmri.py``, same run as the baselines): graph F1 0.504 vs 0.459
 with ``"energy"``; see ``bench_fmri.py``.
+
+Round 2 (2026-12-06): the new default against the strongest baseline
+--------------------------------------------------------------------
+``--round2 [METHODS]`` (fresh cache: ``H20CACHE=/tmp/h20cache2``) fits the new default
+(``roi_selection="graph"``) and ``denoised-corr-ward`` on draws 100-119 and prints per
+draw ROI-voxel and whole-mask ARI, the abstraction error ``abs_err``
+(:func:`crl_neuro.datasets.fmri.true_abstraction_error`, as ``bench_fmri.py``), graph
+F1, its unrecoverable part ``a`` and the kinds of partition error
+(:func:`partition_errors`: true ROIs dropped to the background, merged, split;
+"junk" estimated ROIs, mostly background voxels).
+
+Remedies (written before they were measured; at most two):
+
+A  ``merge_signal="timecourses"`` with ``roi_selection="graph"``: adjacent pieces are
+   merged on the correlation of their time courses instead of their innovations.
+B  (written below, after the diagnosis, before it was measured.)
+
+Adoption rule (fixed before measuring): on tuning draws 100-119 against the new
+default, mean abstraction error not higher AND mean graph F1 not lower by more than
+0.01 AND mean ROI-voxel ARI not lower by more than 0.01, AND at least one of:
+abstraction error lower by >= 0.01, or graph F1 higher by >= 0.02; worst-draw graph
+F1 not falling by > 0.05. If both qualify, take the one with the higher graph F1 (and
+the combination only if it qualifies too). A, if adopted, makes
+``merge_signal="timecourses"`` the default of ``CausalROIs``.
 """
 
 from __future__ import annotations
@@ -258,8 +282,12 @@ def remedy_r2(seeds, alphas=(0.01, 0.05)):
     return pd.DataFrame(rows)
 
 
-def partition(seed, Zs, K, roi_selection):
-    """CausalROIs' labels and ROI graph on the cached runs (its array-level ``_raw_fit``)."""
+def partition(seed, Zs, K, roi_selection, **params):
+    """CausalROIs' labels and ROI graph on the cached runs (its array-level ``_raw_fit``).
+
+    ``roi_selection=None`` keeps the estimator's default; ``params`` are further
+    ``CausalROIs`` parameters.
+    """
     from crl_neuro.fmri import CausalROIs
     from crl_neuro.fmri import causal_rois as C
 
@@ -267,7 +295,9 @@ def partition(seed, Zs, K, roi_selection):
     mask = np.zeros(ijk.max(0) + 1, bool)
     mask[tuple(ijk.T)] = True
     assert np.array_equal(np.argwhere(mask), ijk)  # the masker's voxel order
-    params = CausalROIs(n_rois=K, random_state=seed, roi_selection=roi_selection)._check_params()
+    if roi_selection is not None:
+        params["roi_selection"] = roi_selection
+    params = CausalROIs(n_rois=K, random_state=seed, **params)._check_params()
     res = C._raw_fit(Zs, C._grid_connectivity(mask), ijk.astype(float), params)
     ids = [u for u in np.unique(res.labels) if u > 0]
     remap = np.zeros(int(res.labels.max()) + 1, dtype=int)
@@ -324,6 +354,86 @@ def print_diagnosis(df):
     print(f"gap = a {m.a:.3f} + b {m.b - m.b_orc:+.3f} + c {m.c - m.c_orc:+.3f}")
 
 
+# ----------------------------------------------------------------------------- round 2
+# The new default (roi_selection="graph") against the strongest baseline, with the
+# abstraction error per draw and the kind of partition error behind it; remedies A, B.
+ROUND2 = {
+    "default": {},
+    "A timecourses": dict(merge_signal="timecourses"),
+}
+
+
+def _draw2(seed, cache=CACHE):
+    """Simulated draw (truth, for the abstraction error) and its cleaned z-scored runs (cached)."""
+    kw = B.draw_fmri_problem(seed)
+    data = B.simulate_fmri_rois(**kw)
+    f = cache / f"r2_{seed}_runs.npz"
+    if not f.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        Zs = B._zscore(B._masked_runs(data))
+        np.savez(f, n_runs=len(Zs), **{f"Z{r}": z.astype(np.float32) for r, z in enumerate(Zs)})
+    d = np.load(f)
+    return kw, data, [d[f"Z{r}"].astype(float) for r in range(int(d["n_runs"]))]
+
+
+def _fit2(seed, name, kw, data, Zs, cache=CACHE):
+    """Labels (1..n, 0 background) and ROI graph of one method on one draw (cached)."""
+    f = cache / f"r2_{seed}_{name.replace(' ', '_')}.npz"
+    if not f.exists():
+        K = data.roi_graph.shape[0]
+        t0 = time.perf_counter()
+        if name == "denoised-corr-ward":
+            lab = B.denoised_corr_ward(Zs, B._connectivity(data), K, seed)
+            g = B._roi_discovery(B._roi_means(Zs, lab)[0], Zs, lab)
+        else:
+            lab, g = partition(seed, Zs, K, None, **ROUND2[name])
+        np.savez(f, labels=lab, graph=g, fit_s=time.perf_counter() - t0)
+    d = np.load(f)
+    return d["labels"], d["graph"]
+
+
+def partition_errors(true_labels, est_labels, K):
+    """Kinds of partition error per draw.
+
+    ``dropped``: true ROIs with most of their voxels in the background; ``merged``:
+    true ROIs that share their main estimated ROI with another true ROI; ``split``:
+    true ROIs with at least 20 % of their voxels in each of two or more estimated ROIs;
+    ``junk``: estimated ROIs with under half of their voxels in true ROIs.
+    """
+    n_est = int(est_labels.max())
+    ov = np.array([[np.sum((true_labels == k + 1) & (est_labels == u)) for u in range(0, n_est + 1)]
+                   for k in range(K)]).reshape(K, n_est + 1)
+    size = ov.sum(1)
+    dropped = ov[:, 0] > 0.5 * size
+    home = np.where(ov[:, 1:].sum(1) > 0, np.argmax(ov[:, 1:], 1) + 1, 0)
+    merged = np.array([home[k] > 0 and not dropped[k] and np.sum((home == home[k]) & ~dropped) > 1 for k in range(K)])
+    split = (ov[:, 1:] >= 0.2 * size[:, None]).sum(1) >= 2
+    junk = sum(np.sum((est_labels == u) & (true_labels > 0)) < 0.5 * np.sum(est_labels == u)
+               for u in range(1, n_est + 1))
+    return dict(dropped=int(dropped.sum()), merged=int(merged.sum()), split=int(split.sum()), junk=int(junk))
+
+
+def round2(seeds, names=("default", "denoised-corr-ward")):
+    """Per draw and method: ARI, abstraction error, graph F1 and its split, partition errors."""
+    from crl_neuro.core.metrics import labels_ari
+    from crl_neuro.datasets.fmri import true_abstraction_error
+
+    rows = []
+    for s in seeds:
+        kw, data, Zs = _draw2(s)
+        tl, tg = data.truth.voxel_labels, data.roi_graph
+        for name in names:
+            lab, g = _fit2(s, name, kw, data, Zs)
+            sp = loss_split(tl, lab, tg, g)
+            rows.append(dict(seed=s, kind=kw["scenario"][:5], snr=kw["snr"], K=tg.shape[0], method=name,
+                             ari=labels_ari(tl, lab, mask=tl > 0),
+                             ari_mask=labels_ari(tl, lab, mask=np.ones_like(tl, bool)),
+                             abs_err=true_abstraction_error(data.truth, lab), f1=sp["f1"], a=sp["a"],
+                             lost=sp["n_lost"], **partition_errors(tl, lab, tg.shape[0])))
+        print(s, flush=True)
+    return pd.DataFrame(rows)
+
+
 if __name__ == "__main__" and sys.argv[1:2] == ["--cache"]:
     for s in range(int(sys.argv[2]), int(sys.argv[3])):
         t0 = time.perf_counter()
@@ -338,8 +448,18 @@ def main(argv=None):
     ap.add_argument("--roi-selection", default="energy", choices=["energy", "graph"],
                     help="CausalROIs' ROI selection to diagnose (energy: the default before R1)")
     ap.add_argument("--remedies", action="store_true", help="also measure R1, R2 and R1+R2")
+    ap.add_argument("--round2", nargs="*", default=None,
+                    help="round 2: per-draw table of these methods (default: default, denoised-corr-ward)")
     args = ap.parse_args(argv)
     seeds = range(args.first_seed, args.first_seed + args.draws)
+    if args.round2 is not None:
+        names = args.round2 or ["default", "denoised-corr-ward"]
+        df = round2(seeds, names)
+        pd.set_option("display.width", 200)
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        cols = ["ari", "ari_mask", "abs_err", "f1", "a", "lost", "dropped", "merged", "split", "junk"]
+        print(df.groupby("method", sort=False)[cols].mean().to_string(float_format=lambda v: f"{v:.3f}"))
+        return df
     df = diagnose(seeds, args.roi_selection)
     print_diagnosis(df)
     if args.remedies:
