@@ -87,7 +87,13 @@ Remedies (written before they were measured; at most two):
 
 A  ``merge_signal="timecourses"`` with ``roi_selection="graph"``: adjacent pieces are
    merged on the correlation of their time courses instead of their innovations.
-B  (written below, after the diagnosis, before it was measured.)
+B  ``merge_runs="pooled"`` with ``roi_selection="graph"`` (written after the diagnosis
+   of the default, before B was measured). The diagnosis: on moderate-SNR draws
+   (110, 112, 116) true ROIs are lost because another true ROI is split in two
+   adjacent kept ROIs whose time courses correlate 0.6-0.9 in most runs but 0.4-0.5
+   (or below 0) in one; the ``"every"`` rule takes the smallest per-run correlation, so
+   they stay apart and the second half takes the slot of a weaker true ROI. Pooling
+   the runs merges such pairs.
 
 Adoption rule (fixed before measuring): on tuning draws 100-119 against the new
 default, mean abstraction error not higher AND mean graph F1 not lower by more than
@@ -360,6 +366,8 @@ def print_diagnosis(df):
 ROUND2 = {
     "default": {},
     "A timecourses": dict(merge_signal="timecourses"),
+    "B pooled": dict(merge_runs="pooled"),
+    "A+B": dict(merge_signal="timecourses", merge_runs="pooled"),
 }
 
 
