@@ -102,6 +102,40 @@ abstraction error lower by >= 0.01, or graph F1 higher by >= 0.02; worst-draw gr
 F1 not falling by > 0.05. If both qualify, take the one with the higher graph F1 (and
 the combination only if it qualifies too). A, if adopted, makes
 ``merge_signal="timecourses"`` the default of ``CausalROIs``.
+
+Measured (2026-12-06, CPU, one process; ``--round2``, then ``--round2 default "A
+timecourses" "B pooled"``; the default's rows reproduce R1 above: ARI 0.749, F1
+0.486). Means over draws 100-119::
+
+                        ari  ari_mask abs_err   f1     a   lost dropped merged split junk (sums /20)
+    default (graph)    0.749  0.780   0.060  0.486 0.197  30    23      4      7    24
+    denoised-corr-ward 0.679  0.565   0.168  0.389 0.383  67    44     14      4    64
+    A timecourses      0.747  0.783   0.074  0.477 0.210  32    24     10      7    26
+    B pooled           0.756  0.739   0.084  0.473 0.246  36    24      8      3    32
+
+Diagnosis. On the tuning draws the default's abstraction error is well *below* the
+baseline's (0.060 vs 0.168; above it on 5 draws, 102, 111, 113, 116, 117, by at most 0.013). It comes from
+true ROIs dropped to the background: six low-SNR draws (voxel SNR 0.055-0.10: 107,
+108, 109, 115, 118, 119) carry about 87 % of its sum and 23 of the 30 lost ROIs (17 of 23
+dropped), their slots taken by "junk" ROIs (mostly background voxels, e.g. a 1176-voxel
+nuisance blob on 107) that even the graph-aware selection keeps. The other lost ROIs
+are on moderate-SNR draws (110, 112, 116: 6 dropped): another true ROI is split into
+two adjacent kept ROIs (per-run correlation of their means 0.5-0.9, in one run 0.4-0.5
+or below 0), which the ``"every"``-run merge rule keeps apart, so the second half takes
+a weaker ROI's slot; merged ROIs are rare (4).
+
+Remedies against the default (paired per-draw differences +- SE)::
+
+    A  abs_err 0.060 -> 0.074 (+0.014 +- 0.008; 6 worse, 1 better: 112 and 114 lose an ROI, 0.003 -> 0.118, 0.002 -> 0.113)
+       F1 0.486 -> 0.477 (-0.010 +- 0.012), ARI 0.749 -> 0.747 (-0.002 +- 0.005), worst F1 0 -> 0
+    B  abs_err 0.060 -> 0.084 (+0.024 +- 0.011; 6 worse, 4 better; worst 0.397 -> 0.588, seed 108)
+       F1 0.486 -> 0.473 (-0.013 +- 0.022), ARI 0.749 -> 0.756 (+0.008 +- 0.019), worst F1 0 -> 0
+
+Verdict: neither qualifies (both raise the abstraction error; B also lowers the graph
+F1 by more than 0.01), so the combination is not considered and the estimator is
+unchanged. B does what the diagnosis predicted on 112 (splits 2 -> 0, no ROI lost, F1
+0.178 -> 0.415) but pooling merges more on the low-SNR draws (108, 115, 118, 119) and
+costs 114 an ROI.
 """
 
 from __future__ import annotations
