@@ -120,8 +120,8 @@ baseline's (0.060 vs 0.168; above it on 5 draws, 102, 111, 113, 116, 117, by at 
 dropped), their slots taken by "junk" ROIs (mostly background voxels, e.g. a 1176-voxel
 nuisance blob on 107) that even the graph-aware selection keeps. The other lost ROIs
 are on moderate-SNR draws (110, 112, 116: 6 dropped): another true ROI is split into
-two adjacent kept ROIs (per-run correlation of their means 0.5-0.9, in one run 0.4-0.5
-or below 0), which the ``"every"``-run merge rule keeps apart, so the second half takes
+two adjacent kept ROIs (raw per-run correlation of their means 0.5-0.9, in the weakest
+run 0.37-0.54, on 110 -0.19), which the ``"every"``-run merge rule keeps apart, so the second half takes
 a weaker ROI's slot; merged ROIs are rare (4).
 
 Remedies against the default (paired per-draw differences +- SE)::
@@ -145,7 +145,7 @@ only after both remedies had been measured and rejected; it reproduces the
 dropped), 20 (0.896 vs 0.764; nothing dropped, but 8 true ROIs merged into shared
 estimated ROIs and 7 split), 7 (0.118 vs 0.030; one dropped, one split) and 17 (0.116
 vs 0.048; a pair merged), against large gains on 16, 14, 5 and 15 (-0.23 to -0.07).
-Unlike the tuning draws, merged true ROIs at low SNR (3, 12, 20: SNR 0.065-0.117)
+Unlike the tuning draws, merged true ROIs at low SNR (12, 17, 20: SNR 0.065-0.117)
 weigh as much as dropped ones there; lost ROIs over the 24 draws: 37 (22 dropped,
 20 in a merged group, 17 split; the baseline 62, 37, 26, 10).
 """
