@@ -250,6 +250,32 @@ def test_sparsity_alignment_unmixes_latents():
     assert np.isfinite(value)
 
 
+def test_sparsity_alignment_rejects_collinear_latents():
+    """Nearly collinear latents make partial correlations sparse without being a solution.
+
+    On this family draw (true latents, mixed per modality: perfect encoders) the
+    unconstrained search returns two almost identical latents in one modality; with
+    ``max_condition`` it cannot, and recovers the latents better.
+    """
+    from crl_neuro.datasets import draw_multimodal_problem
+    from crl_neuro.multimodal._align import sparsity_alignment
+
+    sim = simulate_multimodal(**draw_multimodal_problem(random_state=5))
+    dims = [sim.latents[m].shape[1] for m in sim.modalities]
+    rng = np.random.default_rng(5)
+    mixed = [sim.latents[m] @ rng.normal(size=(k, k)) for m, k in zip(sim.modalities, dims)]
+    Z = np.concatenate(mixed, axis=1)
+    out = {}
+    for limit in (None, 100.0):
+        mats, _ = sparsity_alignment(Z, dims, max_condition=limit)
+        est = [X @ A.T for X, A in zip(mixed, mats)]
+        cond = max(np.linalg.cond(np.corrcoef(E, rowvar=False)) for E in est)
+        out[limit] = (np.mean([mcc(sim.latents[m], E) for m, E in zip(sim.modalities, est)]), cond)
+    assert out[None][1] > 1e4, out  # the failure the limit is for
+    assert out[100.0][1] <= 100.0 + 1e-6, out
+    assert out[100.0][0] >= out[None][0] + 0.05, out
+
+
 def test_ica_alignment_recovers_causally_linked_latents():
     """With non-Gaussian noises, latents linked inside a modality are recovered wherever
     the cross-modal structure identifies them; the second-order search is not enough."""
