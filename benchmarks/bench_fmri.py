@@ -234,6 +234,29 @@ error +0.005 (worst draw 0.896 vs 0.533, seed 20). Against the baselines' graphs
 +- 0.047 (VAR/Granger; 13 better, 8 worse): ahead, but short of the issue's +0.05 and
 within the draw-to-draw noise. Fit time 12.6 s (``select-energy`` 12.1 s).
 
+Fresh draws (2026-12-06, after every choice above; nothing was chosen on them): seeds
+200-223 (6 coupled, 11 separated, 7 split_halves), two shards on the shared 2-core machine,
+``--first-seed 200 --methods "CausalROIs" "CausalROIs no-causal" "CausalROIs select-energy"
+parcel-ward+1 CanICA-argmax denoised-corr-ward "denoised-corr-ward Granger" "true ROIs
+(oracle)"``::
+
+                                ari_roi (worst) ari_mask abs_err graph_f1  fit_s   coupled separated split_halves (ari_roi)
+    CausalROIs                    0.706 (-0.015)  0.675   0.135    0.395    13.0     0.417    0.746     0.892
+    CausalROIs no-causal          0.727 (-0.015)  0.690   0.132    0.417    13.2     0.408    0.798     0.891
+    CausalROIs select-energy      0.715 (0.062)   0.552   0.126    0.362    12.9     0.417    0.783     0.865
+    parcel-ward+1                 0.673 (0.227)   0.097   0.306    0.191    14.1     0.548    0.677     0.773
+    CanICA-argmax                 0.390 (0.079)   0.103   0.432    0.139    15.1     0.254    0.482     0.362
+    denoised-corr-ward            0.647 (0.032)   0.444   0.185    0.270     1.8     0.389    0.752     0.703
+    denoised-corr-ward Granger                                     0.277
+    true ROIs (oracle)            1               1       0        0.525
+
+Against the issue's lines on these draws: mean ARI +0.033 over the best baseline (Nilearn
+ward K+1), lowest abstraction error, graph F1 +0.118 over the best baseline graph; but on
+the coupled draws (four of six at voxel SNR <= 0.13) Nilearn ward K+1 is ahead by 0.131,
+and the causal merge criterion is no better than time courses (ARI -0.021, coupled +0.009).
+Near voxel SNR 0.1 single draws fail for every method (seed 223, coupled, SNR 0.106:
+CausalROIs -0.02, select-energy 0.33, the Ward baselines 0.55-0.58).
+
 Usage::
 
     python benchmarks/bench_fmri.py --quick        # 3 draws, ~3 minutes

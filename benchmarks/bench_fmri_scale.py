@@ -24,6 +24,10 @@ runs x 150 volumes, float32 images)::
     CausalROIs                       64.7       961       3.57       1.78    1.000
     Parcellations ward K+1          124.8      4682      17.38       8.69    0.997
 
+Rerun with ``roi_selection="graph"`` (the default since; 2026-12-06, machine shared with
+two other jobs): CausalROIs 65.4 s / 961 MB / ARI 1.000, Parcellations ward K+1 129.7 s /
+4679 MB / 0.997.
+
 scikit-learn's connectivity-constrained ``ward_tree`` holds about 3 kB per voxel
 (700 MB at 235,000 voxels, whatever the number of volumes), so above 60,000 mask
 voxels CausalROIs over-segments slabs of the grid separately and lets the merge
