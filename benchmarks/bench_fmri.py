@@ -342,23 +342,47 @@ def _roi_discovery(ts, Zs, labels):
     return np.asarray(roi_causal_graph(ts, confounds=background_components(Zs, labels == 0, _N_BACKGROUND)))
 
 
-def matched_graph_f1(true_labels, est_labels, true_graph, est_graph):
-    """Directed F1 after matching estimated ROIs to true ROIs by voxel overlap."""
-    from crl_neuro.core.metrics import graph_scores
+def match_rois(true_labels, est_labels, K):
+    """Hungarian match of true ROIs 1..K to estimated ROIs by voxel overlap.
 
-    K = true_graph.shape[0]
-    est_ids = [u for u in np.unique(est_labels) if u > 0]
-    if not est_ids:
-        return 0.0
-    overlap = np.array([[np.sum((true_labels == k + 1) & (est_labels == u)) for u in est_ids] for k in range(K)])
-    rows, cols = linear_sum_assignment(-overlap)
+    Returns ``overlap`` (K, n_est) over the estimated labels ``ids`` (sorted, > 0) and
+    ``match``, a dict from a true ROI's index (0..K-1) to its matched column of ``overlap``.
+    """
+    ids = [u for u in np.unique(est_labels) if u > 0]
+    overlap = np.array([[np.sum((true_labels == k + 1) & (est_labels == u)) for u in ids]
+                        for k in range(K)]).reshape(K, len(ids))
+    rows, cols = linear_sum_assignment(-overlap) if ids else ([], [])
+    return overlap, {r: c for r, c in zip(rows, cols) if overlap[r, c] > 0}
+
+
+def graph_on_true_rois(est_graph, match, K):
+    """The estimated ROI graph re-indexed by the true ROIs it is matched to (0 where unmatched)."""
     G = np.zeros((K, K))
-    match = {r: c for r, c in zip(rows, cols) if overlap[r, c] > 0}
     for i, a in match.items():
         for j, b in match.items():
             if i != j:
                 G[i, j] = est_graph[a, b]
+    return G
+
+
+def matched_graph_f1(true_labels, est_labels, true_graph, est_graph):
+    """Directed F1 after matching estimated to true ROIs by voxel overlap."""
+    from crl_neuro.core.metrics import graph_scores
+
+    K = true_graph.shape[0]
+    overlap, match = match_rois(true_labels, est_labels, K)
+    if not overlap.size:
+        return 0.0
+    G = graph_on_true_rois(est_graph, match, K)
     return graph_scores(true_graph != 0, G != 0, directed=True)["f1"]
+
+
+def renumber(labels):
+    """Labels renumbered 1..n in order (0, the background, stays 0)."""
+    ids = [u for u in np.unique(labels) if u > 0]
+    remap = np.zeros(int(labels.max()) + 1, dtype=int)
+    remap[ids] = np.arange(1, len(ids) + 1)
+    return remap[labels]
 
 
 def _roi_means(Xs, labels):
@@ -590,9 +614,7 @@ def evaluate(seed, meths, log, kind=None):
         series, ids = _roi_means(Zs, labels)
         if graph is None and ids:
             graph = _roi_discovery(series, Zs, labels)
-        remap = np.zeros(int(labels.max()) + 1, dtype=int)
-        remap[ids] = np.arange(1, len(ids) + 1)
-        f1 = matched_graph_f1(true_lab, remap[labels], data.roi_graph, graph) if ids else 0.0
+        f1 = matched_graph_f1(true_lab, renumber(labels), data.roi_graph, graph) if ids else 0.0
         rows.append(
             dict(
                 seed=seed, kind=kw["scenario"], K=K, resolution=kw["resolution"], snr=kw["snr"],

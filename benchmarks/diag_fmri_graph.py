@@ -163,7 +163,6 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_fmri as B  # noqa: E402
@@ -189,12 +188,9 @@ def load_draw(seed, cache=CACHE):
         t0 = time.perf_counter()
         labels, graph = B.m_causal_rois(roi_selection="energy")(data, K, seed, {"X": X, "conn": None})
         fit_s = time.perf_counter() - t0
-        ids = [u for u in np.unique(labels) if u > 0]
-        remap = np.zeros(int(labels.max()) + 1, dtype=int)
-        remap[ids] = np.arange(1, len(ids) + 1)
         Zs = B._zscore(X)
         np.savez(
-            f, true_labels=data.truth.voxel_labels, est_labels=remap[labels],
+            f, true_labels=data.truth.voxel_labels, est_labels=B.renumber(labels),
             est_graph=graph if graph is not None else np.zeros((0, 0)), true_graph=data.roi_graph,
             kind=kw["scenario"], fit_s=fit_s, n_runs=len(Zs),
             **{f"Z{r}": z.astype(np.float32) for r, z in enumerate(Zs)},
@@ -206,31 +202,24 @@ def load_draw(seed, cache=CACHE):
 
 
 def match_rois(true_labels, est_labels, K):
-    """Hungarian match of true ROIs 1..K to estimated ROIs (as ``matched_graph_f1``).
+    """Match of true ROIs to estimated ROIs (``bench_fmri.match_rois``) and the lost ones.
 
-    Returns ``match`` (K,) estimated label matched to each true ROI (0: none) and
-    ``lost`` (K,) bool: the true ROI is unmatched, or its matched ROI is mostly made of
-    other voxels (purity < 0.5), or most of its ROI voxels lie in an estimated ROI
-    matched to another true ROI (merged).
+    Returns ``match`` (dict: true ROI index -> estimated column, as in
+    ``matched_graph_f1``) and ``lost`` (K,) bool: the true ROI is unmatched, or its
+    matched ROI is mostly made of other voxels (purity < 0.5), or most of its ROI
+    voxels lie in an estimated ROI matched to another true ROI (merged).
     """
-    n_est = int(est_labels.max())
-    ov = np.array([[np.sum((true_labels == k + 1) & (est_labels == u)) for u in range(1, n_est + 1)]
-                   for k in range(K)]).reshape(K, n_est)
-    match = np.zeros(K, dtype=int)
-    if n_est:
-        for r, c in zip(*linear_sum_assignment(-ov)):
-            if ov[r, c] > 0:
-                match[r] = c + 1
-    owner = {u: k for k, u in enumerate(match) if u > 0}
+    ov, match = B.match_rois(true_labels, est_labels, K)
+    sizes = [np.sum(est_labels == u) for u in np.unique(est_labels) if u > 0]
+    owner = {c: k for k, c in match.items()}
     lost = np.zeros(K, bool)
     for k in range(K):
-        u = match[k]
-        if u == 0:
+        if k not in match:
             lost[k] = True
             continue
-        purity = ov[k, u - 1] / max(np.sum(est_labels == u), 1)
-        home = int(np.argmax(ov[k])) + 1
-        lost[k] = purity < 0.5 or (ov[k, home - 1] > ov[k, u - 1] and owner.get(home, k) != k)
+        c = match[k]
+        home = int(np.argmax(ov[k]))
+        lost[k] = ov[k, c] / max(sizes[c], 1) < 0.5 or (ov[k, home] > ov[k, c] and owner.get(home, k) != k)
     return match, lost
 
 
@@ -247,11 +236,7 @@ def loss_split(true_labels, est_labels, true_graph, est_graph):
     """
     K = true_graph.shape[0]
     match, lost = match_rois(true_labels, est_labels, K)
-    G = np.zeros((K, K))
-    for i in range(K):
-        for j in range(K):
-            if i != j and match[i] and match[j]:
-                G[i, j] = est_graph[match[i] - 1, match[j] - 1]
+    G = B.graph_on_true_rois(est_graph, match, K)
     t, e = true_graph != 0, G != 0
     parts = dict(a=0, b=0, c=0)
     D = tp = 0
@@ -351,10 +336,8 @@ def partition(seed, Zs, K, roi_selection, **params):
         params["roi_selection"] = roi_selection
     params = CausalROIs(n_rois=K, random_state=seed, **params)._check_params()
     res = C._raw_fit(Zs, C._grid_connectivity(mask), ijk.astype(float), params)
-    ids = [u for u in np.unique(res.labels) if u > 0]
-    remap = np.zeros(int(res.labels.max()) + 1, dtype=int)
-    remap[ids] = np.arange(1, len(ids) + 1)
-    return remap[res.labels], np.asarray(res.roi_graph)[np.ix_(np.array(ids) - 1, np.array(ids) - 1)]
+    ids = np.array([u for u in np.unique(res.labels) if u > 0])
+    return B.renumber(res.labels), np.asarray(res.roi_graph)[np.ix_(ids - 1, ids - 1)]
 
 
 def remedy_r1(seeds, with_r2=None):
@@ -488,13 +471,6 @@ def round2(seeds, names=("default", "denoised-corr-ward")):
     return pd.DataFrame(rows)
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["--cache"]:
-    for s in range(int(sys.argv[2]), int(sys.argv[3])):
-        t0 = time.perf_counter()
-        load_draw(s)
-        print(s, f"{time.perf_counter() - t0:.1f}s", flush=True)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--first-seed", type=int, default=100)
@@ -504,8 +480,15 @@ def main(argv=None):
     ap.add_argument("--remedies", action="store_true", help="also measure R1, R2 and R1+R2")
     ap.add_argument("--round2", nargs="*", default=None,
                     help="round 2: per-draw table of these methods (default: default, denoised-corr-ward)")
+    ap.add_argument("--cache-only", action="store_true", help="only fit and cache the draws")
     args = ap.parse_args(argv)
     seeds = range(args.first_seed, args.first_seed + args.draws)
+    if args.cache_only:
+        for s in seeds:
+            t0 = time.perf_counter()
+            load_draw(s)
+            print(s, f"{time.perf_counter() - t0:.1f}s", flush=True)
+        return None
     if args.round2 is not None:
         names = args.round2 or ["default", "denoised-corr-ward"]
         df = round2(seeds, names)
@@ -531,5 +514,5 @@ def main(argv=None):
     return df
 
 
-if __name__ == "__main__" and sys.argv[1:2] != ["--cache"]:
+if __name__ == "__main__":
     main()
