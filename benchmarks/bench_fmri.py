@@ -49,6 +49,10 @@ Methods
                          ROIs selected by their denoised energy alone
                          (``roi_selection="energy"``, the default before 2026-12-06,
                          late): the ablation of the graph-aware selection.
+``geometry-ward+1``      the data-free floor: spatially constrained Ward on the voxel
+                         *positions* alone into K+1 parcels (no time course is used),
+                         i.e. what a compact tiling of the field of view scores;
+                         its graph is the same routine on its parcels' means.
 ``true ROIs (oracle)``   the true labels: upper bound of the graph score.
 
 Columns
@@ -256,6 +260,21 @@ the coupled draws (four of six at voxel SNR <= 0.13) Nilearn ward K+1 is ahead b
 and the causal merge criterion is no better than time courses (ARI -0.021, coupled +0.009).
 Near voxel SNR 0.1 single draws fail for every method (seed 223, coupled, SNR 0.106:
 CausalROIs -0.02, select-energy 0.33, the Ward baselines 0.55-0.58).
+
+The data-free floor (2026-12-07, ``--methods geometry-ward+1``, both draw sets, two
+shards): Ward on the voxel positions alone into K+1 parcels, no time course used::
+
+                          ari_roi (worst) ari_mask abs_err graph_f1   coupled separated split_halves
+    draws 0-23              0.488 (0.131)   0.014   0.416    0.164      0.508     0.507        0.474
+    fresh draws 200-223     0.529 (0.171)   0.010   0.394    0.162      0.552     0.494        0.565
+
+So a compact tiling of the field of view earns an ROI-voxel ARI of about 0.5 without
+finding anything. On the fresh coupled draws it scores 0.552, as much as Nilearn's ward
+(0.548): there the per-kind line is won by tiling, not by recovering the ROIs
+(``diag_fmri_lowsnr.py``: 12 more coupled draws at voxel SNR <= 0.15, where CausalROIs
+keeps the best whole-mask ARI, abstraction error and graph F1 but the lowest
+ROI-voxel ARI of the three, and where more principal components or reassigning
+voxels to the ROI means did not help by the rule written before).
 
 Usage::
 
@@ -511,6 +530,11 @@ def m_denoised_ward_granger(data, K, seed, ctx):
     return labels, (np.asarray(roi_causal_graph(series, method="granger")) if ids else None)
 
 
+def m_geometry(data, K, seed, ctx):
+    """No data at all: spatially constrained Ward on the voxel positions into K+1 parcels."""
+    return _ward(data.truth.voxel_ijk.astype(float), ctx["conn"], K + 1), None
+
+
 def m_oracle(data, K, seed, ctx):
     return data.truth.voxel_labels.copy(), None
 
@@ -535,6 +559,7 @@ def methods():
     out["ward-pooled"] = m_ward_pooled
     out["denoised-corr-ward"] = m_denoised_ward
     out["denoised-corr-ward Granger"] = m_denoised_ward_granger
+    out["geometry-ward+1"] = m_geometry
     out["true ROIs (oracle)"] = m_oracle
     return out
 
