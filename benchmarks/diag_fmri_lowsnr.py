@@ -81,6 +81,14 @@ threshold rises and the ROI shrinks (359 of 363 voxels of a true ROI -> 39). A v
 that merges near-identical ROIs first and takes its null from voxels far from every
 ROI might work; it was not tried.
 
+Third remedy, from that diagnosis (``reassign=True`` again, second version): an ROI
+keeps every voxel that follows it (hysteresis: two ROIs with nearly the same mean no
+longer split their voxels by noise), only voxels that follow none of their own ROI
+move, and the background null's spread is taken from its lower half (ROIs left in
+the background sit in the upper tail). Same rule, written before the measurement;
+the low-SNR draws have now been used twice for choosing, so draws 0-23 and 200-223
+are the check.
+
 Usage::
 
     python benchmarks/diag_fmri_lowsnr.py --set low --shard 0/2 --csv low0.csv
@@ -114,7 +122,7 @@ def _with_components(mult):
 
 def methods(which):
     out = {"CausalROIs": bf.m_causal_rois(), "CausalROIs 3K+2": _with_components(3),
-           "CausalROIs 4K+2": _with_components(4)}
+           "CausalROIs 4K+2": _with_components(4), "CausalROIs reassign": bf.m_causal_rois(reassign=True)}
     if which == "low":
         out["parcel-ward+1"] = bf.m_parcellations("ward", 1)
         out["denoised-corr-ward"] = bf.m_denoised_ward
