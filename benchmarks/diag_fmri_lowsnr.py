@@ -49,7 +49,9 @@ view earns without finding the ROIs, favours Nilearn's ward.
 
 Second remedy: reassignment (``CausalROIs(reassign=True)``, function
 ``reassign_to_means`` of ``crl_neuro/fmri/_parcellation.py``, with a ground-truth test,
-at commit 1a475c9; removed afterwards, see below). The ROI means are reliable
+at commit 1a475c9; removed afterwards, see below; the rows of both reassignment
+versions were run with the method ``"CausalROIs reassign":
+bf.m_causal_rois(reassign=True)`` added to :func:`methods` at those commits). The ROI means are reliable
 where the partition is not: after the selection and the trim, every voxel is given to
 the ROI whose mean (background components regressed out) it follows most above that
 ROI's background null, or to the background; each ROI keeps its connected piece with
@@ -89,6 +91,24 @@ the background sit in the upper tail). Same rule, written before the measurement
 the low-SNR draws have now been used twice for choosing, so draws 0-23 and 200-223
 are the check.
 
+Measured (2026-12-07, ``--set low --methods "CausalROIs reassign"`` at commit
+5ca2c6c; per draw ROI-voxel ARI, default -> second version)::
+
+    302 0.456->0.708  303 0.016->0.060  307 0.102->0.300  308 0.019->0.055
+    309 0.270->0.505  310 0.698->0.552  311 0.009->0.023  312 0.134->0.188
+    314 0.820->0.830  316 0.096->0.140  325 0.617->0.383  332 0.804->0.823
+
+    mean                     ari_roi ari_mask abs_err graph_f1
+    CausalROIs                 0.337    0.418   0.294    0.188
+    CausalROIs reassign v2     0.381    0.476   0.306    0.204
+
++0.044 +- 0.041 (10 draws better, 2 worse): under the +0.05 of the rule, so not
+adopted and removed again (the tuning draws were not finished). It helps where the
+partition is impure but not where it merged or lost ROIs (seeds 303, 308, 311, 316
+stay below 0.15), and it still loses on 325 and 310. What remains at voxel SNR below
+about 0.1 is finding the ROI signals at all, which neither more components nor the
+means of the current ROIs do.
+
 Usage::
 
     python benchmarks/diag_fmri_lowsnr.py --set low --shard 0/2 --csv low0.csv
@@ -122,7 +142,7 @@ def _with_components(mult):
 
 def methods(which):
     out = {"CausalROIs": bf.m_causal_rois(), "CausalROIs 3K+2": _with_components(3),
-           "CausalROIs 4K+2": _with_components(4), "CausalROIs reassign": bf.m_causal_rois(reassign=True)}
+           "CausalROIs 4K+2": _with_components(4)}
     if which == "low":
         out["parcel-ward+1"] = bf.m_parcellations("ward", 1)
         out["denoised-corr-ward"] = bf.m_denoised_ward

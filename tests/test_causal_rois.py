@@ -195,7 +195,6 @@ def test_single_image_and_bad_input(separated):
         (dict(merge_signal="pearson"), ValueError, "merge_signal"),
         (dict(merge_runs="all"), ValueError, "merge_runs"),
         (dict(background="yes"), TypeError, "background"),
-        (dict(reassign=1), TypeError, "reassign"),
         (dict(oversegment=0), ValueError, "oversegment"),
         (dict(high_pass=0.01), ValueError, "t_r"),
         (dict(t_r=-2.0), ValueError, "t_r"),
@@ -574,46 +573,3 @@ def test_merge_every_run_keeps_apart_what_differs_in_one_run():
     every = P.merge_same_variable(Zs, pieces, conn, scores, 0.4, "timecourses", 1, pos, across_runs="every")
     assert pooled[0] == pooled[10] == pooled[20]
     assert every[0] == every[10] and every[20] != every[0]
-
-
-def test_reassign_to_means_recovers_impure_rois_at_low_snr():
-    """At voxel SNR 0.1 two ROIs start impure (half their voxels in the background, a
-    band of background voxels inside): reassigning voxels to the ROI whose mean they
-    follow beyond the background null recovers the true ROIs, contiguous and with
-    their numbers; with no background left, nothing changes."""
-    from sklearn.feature_extraction.image import grid_to_graph
-
-    rng = np.random.default_rng(11)
-    shape = (30, 20)
-    ii, jj = np.indices(shape)
-    true = np.zeros(shape, dtype=int)
-    true[2:12, 2:12] = 1
-    true[16:28, 6:16] = 2
-    true = true.ravel()
-    start = np.zeros(shape, dtype=int)
-    start[2:12, 7:17] = 1  # half of ROI 1, half background
-    start[12:24, 6:16] = 2  # part of ROI 2 plus a band of background
-    start = start.ravel()
-    conn = sparse.csr_matrix(grid_to_graph(*shape), dtype=float)
-    conn.setdiag(0)
-    conn.eliminate_zeros()
-    Zs = []
-    for n_t in (400, 300):
-        sig = rng.standard_normal((n_t, 3))
-        x = rng.standard_normal((n_t, true.size)) + np.outer(sig[:, 2], np.full(true.size, 0.5))
-        for k in (1, 2):
-            x[:, true == k] += np.sqrt(0.1) * sig[:, [k - 1]]
-        Zs.append(x)
-    Zs = P.zscore_runs(Zs)
-    before = labels_ari(true, start, mask=np.ones_like(true, bool))
-    out = P.reassign_to_means(Zs, start, conn, n_confounds=1)
-    after = labels_ari(true, out, mask=np.ones_like(true, bool))
-    assert before < 0.5 and after > 0.9
-    assert np.mean(out[true == 1] == 1) > 0.9 and np.mean(out[true == 2] == 2) > 0.9
-    from scipy.sparse.csgraph import connected_components
-
-    for k in (1, 2):
-        vox = np.flatnonzero(out == k)
-        assert connected_components(conn[vox][:, vox], directed=False)[0] == 1
-    full = np.where(true > 0, true, 1 + (ii.ravel() > 14))  # no background voxel
-    assert np.array_equal(P.reassign_to_means(Zs, full, conn, n_confounds=1), full)

@@ -527,78 +527,6 @@ def trim_to_signal(Zs: list[np.ndarray], labels: np.ndarray, connectivity: spars
     return out
 
 
-def reassign_to_means(
-    Zs: list[np.ndarray], labels: np.ndarray, connectivity: sparse.spmatrix, n_confounds: int,
-    z: float = 4.0, n_iter: int = 3,
-) -> np.ndarray:
-    """Grow and clean the ROIs with their means: voxels go to the ROI mean they follow.
-
-    At low voxel SNR the over-segmentation cuts by spatially smooth noise as much as
-    by signal, so the ROIs it returns are impure and incomplete; yet an ROI's mean over
-    many voxels is reliable, and a voxel's correlation with the right mean stands far
-    above the background's. Each round: the ROI means (runs separately), with the
-    ``n_confounds`` leading principal components of the background regressed out (the
-    ROI graph's confounds, :func:`background_components`), are correlated with every
-    voxel (runs pooled). A voxel *follows* an ROI when its correlation exceeds the
-    background voxels' median by ``z`` robust SDs; the SD is taken from the background
-    voxels below the median only, because background voxels that belong to ROIs not
-    selected (a driven region, say) raise the upper tail. An ROI keeps the voxels that
-    follow it (so two ROIs with nearly the same mean do not split their voxels by
-    noise); a voxel that follows no ROI it belongs to goes to the ROI it follows most,
-    or to the background. Each ROI keeps the connected piece with most of its previous
-    voxels, so ROIs stay contiguous and keep their numbers; an ROI that no voxel
-    follows keeps its previous voxels. Stops after ``n_iter`` rounds or when nothing
-    changes. Without background voxels nothing changes.
-    """
-    from scipy.sparse.csgraph import connected_components
-
-    K = int(labels.max())
-    if K == 0 or (labels == 0).sum() < 10:
-        return labels
-    C = sparse.csr_matrix(connectivity)
-    n_t = sum(zr.shape[0] for zr in Zs)
-    lab = labels.copy()
-    rows = np.arange(lab.size)
-    for _ in range(n_iter):
-        ind = _indicator(lab, K)
-        n = np.asarray(ind.sum(axis=0)).ravel()
-        conf = background_components(Zs, lab == 0, n_confounds)
-        R = np.zeros((lab.size, K))
-        for i, zr in enumerate(Zs):
-            M = cluster_sums(zr, ind) / np.where(n > 0, n, 1.0)
-            if conf is not None:
-                c = conf[i] - conf[i].mean(axis=0)
-                M = M - c @ np.linalg.lstsq(c, M, rcond=None)[0]
-            M = M - M.mean(axis=0)
-            M /= np.where(M.std(axis=0) > 0, M.std(axis=0), 1.0)
-            R += np.asarray(zr.T @ M.astype(zr.dtype), dtype=float)
-        R /= n_t  # correlation of each (z-scored) voxel with each ROI mean, runs pooled
-        null = R[lab == 0]
-        med = np.median(null, axis=0)
-        low = np.where(null < med, med - null, np.nan)  # lower half: no unselected ROI there
-        sd = 1.4826 * np.nanmedian(low, axis=0)
-        excess = R - (med + z * np.where(np.isfinite(sd), sd, 0.0))
-        best = np.argmax(excess, axis=1)
-        cand = np.where(excess[rows, best] > 0, best + 1, 0)
-        own = lab > 0
-        stay = own & (excess[rows, np.maximum(lab, 1) - 1] > 0)
-        cand[stay] = lab[stay]
-        out = np.zeros_like(lab)
-        for k in range(1, K + 1):
-            vox = np.flatnonzero(cand == k)
-            if vox.size == 0:
-                vox = np.flatnonzero(lab == k)
-                out[vox] = k
-                continue
-            _, comp = connected_components(C[vox][:, vox], directed=False)
-            prev = np.bincount(comp, weights=(lab[vox] == k) + 1e-3)
-            out[vox[comp == np.argmax(prev)]] = k
-        if np.array_equal(out, lab):
-            break
-        lab = out
-    return lab
-
-
 def innovation_coords(coords: np.ndarray, scores: list[np.ndarray], n_lags: int) -> np.ndarray:
     """Voxel coordinates whose Euclidean geometry is that of the denoised *innovations*.
 
@@ -681,7 +609,6 @@ def parcellate(
     local_average: bool = True,
     background: bool = True,
     trim: bool = True,
-    reassign: bool = False,
     across_runs: str = "pooled",
     selection_confounds: int = 0,
 ) -> np.ndarray:
@@ -709,6 +636,4 @@ def parcellate(
             labels = select_coherent(coords, labels, n_rois)
         if trim:
             labels = trim_to_signal(Zs, labels, connectivity)
-        if reassign:
-            labels = reassign_to_means(Zs, labels, connectivity, selection_confounds)
     return split_to_count(Zs, labels, connectivity, n_rois)

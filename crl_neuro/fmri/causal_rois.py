@@ -336,7 +336,6 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
         n_lags: int = 1,
         local_average: bool = True,
         trim: bool = True,
-        reassign: bool = False,
         roi_selection: str = "graph",
         innovation_weight: float = 0.0,
         graph_alpha: float = 0.05,
@@ -359,7 +358,6 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
         self.verbose = verbose
         self.background = background
         self.trim = trim
-        self.reassign = reassign
         self.roi_selection = roi_selection
         self.innovation_weight = innovation_weight
         self.n_components = n_components
@@ -445,7 +443,7 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
         merge_runs = check_choice(self.merge_runs, "merge_runs", ("every", "pooled"))
         selection = check_choice(self.roi_selection, "roi_selection", ("graph", "energy"))
         w_inn = check_float(self.innovation_weight, "innovation_weight", 0.0, 10.0, inclusive=True)
-        for name in ("background", "trim", "reassign", "local_average"):
+        for name in ("background", "trim", "local_average"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
         alpha = check_float(self.graph_alpha, "graph_alpha", 0.0, 1.0, inclusive=False)
@@ -456,8 +454,7 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
             n_rois=n_rois, n_components=n_comp, oversegment=overseg, merge_threshold=tau,
             merge_signal=signal, merge_runs=merge_runs, n_lags=n_lags,
             local_average=bool(self.local_average), innovation_weight=w_inn,
-            background=bool(self.background), trim=bool(self.trim), reassign=bool(self.reassign),
-            roi_selection=selection, graph_method=method,
+            background=bool(self.background), trim=bool(self.trim), roi_selection=selection, graph_method=method,
             graph_alpha=alpha, graph_lags=g_lags, graph_background_components=n_bg, seed=seed,
         )
 
@@ -726,7 +723,6 @@ class _FitParams:
     innovation_weight: float
     background: bool
     trim: bool
-    reassign: bool
     roi_selection: str
     graph_method: str
     graph_alpha: float
@@ -778,7 +774,7 @@ def _raw_fit(Zs: list[np.ndarray], connectivity: sparse.csr_matrix, positions: n
         n_pieces=int(min(n_vox, max(params.oversegment * n_rois, n_rois))),
         innovation_weight=params.innovation_weight, merge_threshold=params.merge_threshold,
         merge_signal=params.merge_signal, n_lags=params.n_lags, local_average=params.local_average,
-        background=params.background, trim=params.trim, reassign=params.reassign, across_runs=params.merge_runs,
+        background=params.background, trim=params.trim, across_runs=params.merge_runs,
         selection_confounds=params.graph_background_components if params.roi_selection == "graph" else 0,
     )
     labels = _relabel_by_size(labels, n_rois)
