@@ -255,7 +255,11 @@ def test_sparsity_alignment_rejects_collinear_latents():
 
     On this family draw (true latents, mixed per modality: perfect encoders) the
     unconstrained search returns two almost identical latents in one modality; with
-    ``max_condition`` it cannot, and recovers the latents better.
+    ``max_condition`` it cannot, and recovers that modality's latents better without
+    losing on average. (Measured with search seeds 0-4 in one environment: that
+    modality +0.09 to +0.29 MCC, the mean +0.03 to +0.19; the search's starts are
+    optimised by Adam, so other modalities move by a few hundredths between numerical
+    library builds, which is why the mean is not asked to rise by a margin.)
     """
     from crl_neuro.datasets import draw_multimodal_problem
     from crl_neuro.multimodal._align import sparsity_alignment
@@ -269,11 +273,13 @@ def test_sparsity_alignment_rejects_collinear_latents():
     for limit in (None, 100.0):
         mats, _ = sparsity_alignment(Z, dims, max_condition=limit)
         est = [X @ A.T for X, A in zip(mixed, mats)]
-        cond = max(np.linalg.cond(np.corrcoef(E, rowvar=False)) for E in est)
-        out[limit] = (np.mean([mcc(sim.latents[m], E) for m, E in zip(sim.modalities, est)]), cond)
-    assert out[None][1] > 1e4, out  # the failure the limit is for
-    assert out[100.0][1] <= 100.0 + 1e-6, out
-    assert out[100.0][0] >= out[None][0] + 0.05, out
+        conds = [np.linalg.cond(np.corrcoef(E, rowvar=False)) for E in est]
+        out[limit] = (np.array([mcc(sim.latents[m], E) for m, E in zip(sim.modalities, est)]), np.array(conds))
+    bad = int(np.argmax(out[None][1]))  # the modality made collinear without the limit
+    assert out[None][1][bad] > 1e4, out  # the failure the limit is for
+    assert out[100.0][1].max() <= 100.0 + 1e-6, out
+    assert out[100.0][0][bad] >= out[None][0][bad] + 0.05, out
+    assert out[100.0][0].mean() >= out[None][0].mean(), out
 
 
 def test_ica_alignment_recovers_causally_linked_latents():
