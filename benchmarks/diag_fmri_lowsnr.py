@@ -8,17 +8,19 @@ Diagnosis (2026-12-07, coupled draws at voxel SNR <= 0.15, seeds of the list
 ``LOW_SNR`` below, none of them a reported draw):
 
 - The ROIs are there to be found: the mean time courses of two random halves of each
-  true ROI correlate 0.78-0.99 (random background pairs of the same size: 0.01-0.19).
+  true ROI correlate 0.78-0.99 (random background pairs of the same size: 0.02-0.19;
+  draws 303 and 307-310, ``--diagnose``).
 - Nilearn's ward wins by tiling, not by finding: its whole-mask ARI is 0.01-0.09 (it
   keeps no background, so the ROI-voxel ARI rewards any compact tiling of the field
   of view: Ward on the voxel positions alone, with no data, scores 0.443 here and
   0.552 on the coupled fresh draws 200-223, where Nilearn's ward scored 0.548), while
   CausalROIs' ROI-voxel ARI falls to 0.02-0.27 on four of six draws.
 - Where CausalROIs fails, its principal components miss the ROI signals: the true ROI
-  means keep only R^2 0.41-0.75 (mean over ROIs) in the span of the ``2K+2``
-  components (nuisance fields and spatially smooth noise come first); with ``4K+2``
-  components 0.54-0.81. More neighbourhood averaging (2-3 grid steps) adds 0.01-0.04:
-  the noise that wins is spatially smooth, so averaging does not remove it.
+  means keep only R^2 0.41-0.75 (mean over ROIs; draws 303, 307, 308, 309) in the span
+  of the ``2K+2`` components (nuisance fields and spatially smooth noise come first);
+  with ``4K+2`` components 0.54-0.81 (``--diagnose``). More neighbourhood averaging
+  (2-3 grid steps, an exploration not kept here) added 0.01-0.04: the noise that wins
+  is spatially smooth, so averaging does not remove it.
 
 Remedy tried: more principal components (``n_components`` = ``3K+2`` or ``4K+2``
 instead of ``2K+2``). Rule written before measuring: a candidate is eligible if, on
@@ -114,6 +116,7 @@ Usage::
     python benchmarks/diag_fmri_lowsnr.py --set low --shard 0/2 --csv low0.csv
     python benchmarks/diag_fmri_lowsnr.py --set tune --shard 0/2 --csv tune0.csv
     python benchmarks/diag_fmri_lowsnr.py --summarise low0.csv low1.csv tune0.csv tune1.csv
+    python benchmarks/diag_fmri_lowsnr.py --diagnose 303 307 308 309 310
 """
 
 from __future__ import annotations
@@ -124,7 +127,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy import sparse  # noqa: E402
 
 import bench_fmri as bf  # noqa: E402
 
@@ -138,6 +143,43 @@ def _with_components(mult):
         return bf.m_causal_rois(n_components=mult * K + 2)(data, K, seed, ctx)
 
     return fit
+
+
+def diagnose(seed):
+    """Print the split-half reliability of the true ROI means and their R^2 in the span
+    of CausalROIs' principal components (2K+2 and 4K+2, neighbourhood-averaged as in
+    the estimator), for one coupled draw."""
+    from crl_neuro.datasets.fmri import draw_fmri_problem, simulate_fmri_rois
+    from crl_neuro.fmri import _parcellation as _p
+
+    kw = draw_fmri_problem(seed, kind="coupled")
+    data = simulate_fmri_rois(**kw)
+    Zs = bf._zscore(bf._masked_runs(data))
+    lab = data.truth.voxel_labels
+    K = int(lab.max())
+    rng = np.random.default_rng(0)
+
+    def halves_r(vox):
+        vox = rng.permutation(vox)
+        a, b = vox[: vox.size // 2], vox[vox.size // 2:]
+        return np.corrcoef(np.concatenate([z[:, a].mean(1) for z in Zs]),
+                           np.concatenate([z[:, b].mean(1) for z in Zs]))[0, 1]
+
+    rel = [halves_r(np.flatnonzero(lab == k)) for k in range(1, K + 1)]
+    bg = [halves_r(rng.choice(np.flatnonzero(lab == 0), 150, replace=False)) for _ in range(10)]
+    conn = sparse.csr_matrix(bf._connectivity(data), dtype=float)
+    conn.setdiag(0)
+    conn.eliminate_zeros()
+    M = np.vstack([np.stack([z[:, lab == k].mean(1) for k in range(1, K + 1)], 1) for z in Zs])
+    M -= M.mean(0)
+    r2 = {}
+    for mult in (2, 4):
+        _, scores = _p.denoise(Zs, mult * K + 2, conn)
+        U = np.linalg.qr(np.vstack(scores))[0]
+        r2[mult] = 1 - ((M - U @ (U.T @ M)) ** 2).sum(0) / (M**2).sum(0)
+    print(f"draw {seed} (SNR {kw['snr']:.3f}, K={K}): ROI split-half r {min(rel):.2f}-{max(rel):.2f}, "
+          f"background pairs {np.mean(bg):.2f}; R^2 of ROI means in 2K+2 components "
+          f"{r2[2].mean():.2f} (min {r2[2].min():.2f}), in 4K+2 {r2[4].mean():.2f}", flush=True)
 
 
 def methods(which):
@@ -157,7 +199,12 @@ def main(argv=None):
     ap.add_argument("--csv", default=None)
     ap.add_argument("--methods", nargs="+", default=None, help="subset of the methods")
     ap.add_argument("--summarise", nargs="+", default=None)
+    ap.add_argument("--diagnose", nargs="+", type=int, default=None, help="coupled draws to diagnose")
     args = ap.parse_args(argv)
+    if args.diagnose:
+        for seed in args.diagnose:
+            diagnose(seed)
+        return
     order = list(methods("low"))
     if args.summarise:
         df = pd.concat([pd.read_csv(f) for f in args.summarise])
