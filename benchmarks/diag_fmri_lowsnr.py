@@ -129,7 +129,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import sparse  # noqa: E402
 
 import bench_fmri as bf  # noqa: E402
 
@@ -151,6 +150,7 @@ def diagnose(seed):
     the estimator), for one coupled draw."""
     from crl_neuro.datasets.fmri import draw_fmri_problem, simulate_fmri_rois
     from crl_neuro.fmri import _parcellation as _p
+    from crl_neuro.fmri.causal_rois import _grid_connectivity
 
     kw = draw_fmri_problem(seed, kind="coupled")
     data = simulate_fmri_rois(**kw)
@@ -167,9 +167,7 @@ def diagnose(seed):
 
     rel = [halves_r(np.flatnonzero(lab == k)) for k in range(1, K + 1)]
     bg = [halves_r(rng.choice(np.flatnonzero(lab == 0), 150, replace=False)) for _ in range(10)]
-    conn = sparse.csr_matrix(bf._connectivity(data), dtype=float)
-    conn.setdiag(0)
-    conn.eliminate_zeros()
+    conn = _grid_connectivity(np.asarray(data.mask_img.dataobj).astype(bool))  # the estimator's graph
     M = np.vstack([np.stack([z[:, lab == k].mean(1) for k in range(1, K + 1)], 1) for z in Zs])
     M -= M.mean(0)
     r2 = {}

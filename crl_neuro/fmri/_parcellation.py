@@ -431,11 +431,11 @@ def select_beyond_confounds(
     most energy left are kept. Without background (or ``n_confounds=0``) this is
     :func:`select_coherent`. Kept clusters are renumbered 1..n_keep in label order.
     """
-    first = select_coherent(coords, labels, n_keep)
+    means = _cluster_coord_means(coords, labels)
+    first = _keep_strongest((means**2).sum(axis=1), labels, n_keep)  # select_coherent
     conf = background_components(Zs, first == 0, n_confounds)
     if conf is None:
         return first
-    means = _cluster_coord_means(coords, labels)
     scale = np.sqrt(sum((sc**2).sum(axis=0) for sc in scores))  # U = scores / scale
     energy = np.zeros(means.shape[0])
     for sc, c in zip(scores, conf):

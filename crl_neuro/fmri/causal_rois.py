@@ -276,8 +276,9 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
        that is white in time, even spatially smooth, hardly reaches the leading
        components. With ``roi_selection="graph"`` (default) only the part of that
        signal which the background's leading principal components (the ROI graph's
-       confounds, step 6) do not explain counts, and the regions are reselected. ROI voxels that do not follow their ROI then return to the
-       background (``trim``). With ``background=False`` merging continues (most
+       confounds, step 6) do not explain counts, and the regions are reselected.
+       ROI voxels that do not follow their ROI then return to the background
+       (``trim``). With ``background=False`` merging continues (most
        similar adjacent pair first) down to ``n_rois`` regions. Every ROI is
        contiguous.
     6. **ROI graph** (``roi_graph_``): :func:`crl_neuro.fmri.roi_causal_graph` on the
@@ -454,7 +455,8 @@ class CausalROIs(GraphMixin, TransformerMixin, BaseCRLEstimator):
             n_rois=n_rois, n_components=n_comp, oversegment=overseg, merge_threshold=tau,
             merge_signal=signal, merge_runs=merge_runs, n_lags=n_lags,
             local_average=bool(self.local_average), innovation_weight=w_inn,
-            background=bool(self.background), trim=bool(self.trim), roi_selection=selection, graph_method=method,
+            background=bool(self.background), trim=bool(self.trim), roi_selection=selection,
+            graph_method=method,
             graph_alpha=alpha, graph_lags=g_lags, graph_background_components=n_bg, seed=seed,
         )
 

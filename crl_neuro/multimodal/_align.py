@@ -15,9 +15,9 @@ but nearly collinear columns make them sparse without being a solution (two almo
 equal latents explain each other, the rest is explained by either): on perfect
 encoders of the randomised family the search returned such latents on 6 of 20 draws
 (``benchmarks/diag_multimodal_collinear.py``). ``max_condition`` excludes them; it is
-off by default because on fitted latents it did not meet the adoption rule there. The problem is tiny (``n_total x
-n_total``), solved with Adam from the identity and a few random orthogonal starts; the
-lowest objective wins.
+off by default because on fitted latents it did not meet the adoption rule there. The
+problem is tiny (``n_total x n_total``), solved with Adam from the identity and a few
+random orthogonal starts; the lowest objective wins.
 
 Measured limit: when latents of one modality are causally linked, a latent can often be
 replaced by its own exogenous noise without making the graph denser (e.g. ``a1 -> a2 <-
